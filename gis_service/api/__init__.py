@@ -1,0 +1,1 @@
+"""HTTP: FastAPI routes, dependencies, authentication and the error map."""

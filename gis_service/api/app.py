@@ -1,0 +1,81 @@
+"""The app factory: ``create_app(settings)``; the lifespan owns the database pool."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI
+from fastapi.responses import HTMLResponse
+from starlette.middleware.trustedhost import TrustedHostMiddleware
+from starlette.staticfiles import StaticFiles
+
+from gis_service import __version__
+from gis_service.api import errors
+from gis_service.api.middleware import BodyLimitMiddleware, RequestIdMiddleware
+from gis_service.api.routes import enterprises, health, reference, users
+from gis_service.db.engine import make_async_engine, resolve_url
+from gis_service.settings import Settings, load_settings
+
+DESCRIPTION = """
+应急管理局 GIS 风险与网格服务：网格、企业四色、隐患台账、地质灾害、避难场所与普查图层。
+
+Authenticate with `Authorization: Bearer <token>` (`gis-service users add`).
+Every read and write is limited to the caller's area (`scope_code`); rows outside it answer 404.
+Errors are `application/problem+json` with a stable `code`.
+"""
+
+
+def _default_web_dir() -> Path | None:
+    candidate = Path(__file__).resolve().parents[2] / "web"
+    return candidate if (candidate / "index.html").is_file() else None
+
+
+def create_app(settings: Settings | None = None, *, database_url: str | None = None) -> FastAPI:
+    """Build the API.
+
+    Args:
+        settings: explicit settings (tests); read from the environment when None.
+        database_url: use this URL instead of resolving one from the settings.
+    """
+    settings = settings or load_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        url = database_url or resolve_url(settings.db)
+        engine = make_async_engine(url, settings.db)
+        app.state.engine = engine
+        try:
+            yield
+        finally:
+            await engine.dispose()
+
+    docs = settings.api.docs
+    app = FastAPI(
+        title="gis-service",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        docs_url="/docs" if docs else None,
+        redoc_url=None,
+        openapi_url="/openapi.json" if docs else None,
+    )
+    app.state.settings = settings
+    errors.install(app)
+    for module in (health, users, reference, enterprises):
+        app.include_router(module.api)
+
+    web_dir = settings.api.web_dir or _default_web_dir()
+    if web_dir is not None:
+        app.mount("/", StaticFiles(directory=web_dir, html=True), name="web")
+    else:
+
+        @app.get("/", include_in_schema=False)
+        async def home() -> HTMLResponse:
+            return HTMLResponse('<a href="/docs">gis-service API</a>')
+
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.api.max_body_bytes)
+    app.add_middleware(TrustedHostMiddleware, allowed_hosts=settings.api.allowed_hosts)
+    app.add_middleware(RequestIdMiddleware)
+    return app

@@ -1,0 +1,1 @@
+"""Database layer: models, migrations, engines and the embedded cluster."""

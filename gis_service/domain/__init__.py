@@ -1,0 +1,1 @@
+"""Domain queries: every function takes a connection and a :class:`~.scope.Principal`."""

@@ -1,0 +1,90 @@
+"""Configuration: small prefixed pydantic-settings classes, built in the app factory or CLI.
+
+Nothing here reads the environment at import time; call :func:`load_settings`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Self
+
+from pydantic import AliasChoices, Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class DatabaseSettings(BaseSettings):
+    """Where the database is and how hard the pool may push it."""
+
+    model_config = SettingsConfigDict(env_prefix="GIS_DB_", env_file=".env", extra="ignore")
+
+    #: A user's own server. Empty means: use the embedded cluster in ``GIS_DATA_DIR``.
+    url: str | None = Field(
+        default=None, validation_alias=AliasChoices("DATABASE_URL", "GIS_DB_URL")
+    )
+    data_dir: Path = Field(
+        default=Path(".gis-data"), validation_alias=AliasChoices("GIS_DATA_DIR", "GIS_DB_DATA_DIR")
+    )
+    dbname: str = "gis"
+    pool_size: int = Field(default=8, ge=1, le=64)
+    max_overflow: int = Field(default=4, ge=0, le=64)
+    pool_timeout_s: float = Field(default=3.0, gt=0, le=5)
+    connect_timeout_s: int = Field(default=2, ge=1, le=10)
+    statement_timeout_ms: int = Field(default=10_000, ge=100)
+    lock_timeout_ms: int = Field(default=3_000, ge=100)
+    idle_in_transaction_timeout_ms: int = Field(default=30_000, ge=1000)
+
+
+class AuthSettings(BaseSettings):
+    """Token authentication and the optional anonymous read-only mode."""
+
+    model_config = SettingsConfigDict(env_prefix="GIS_AUTH_", env_file=".env", extra="ignore")
+
+    #: Anonymous visitors may read public layers (off by default).
+    anonymous_read: bool = False
+    #: The admin code an anonymous visitor is scoped to when ``anonymous_read`` is on.
+    anonymous_scope: str | None = Field(default=None, pattern=r"^(\d{6}|\d{9}|\d{12})$")
+
+    @model_validator(mode="after")
+    def _anonymous_needs_scope(self) -> Self:
+        if self.anonymous_read and not self.anonymous_scope:
+            raise ValueError("GIS_AUTH_ANONYMOUS_SCOPE must be set when anonymous_read is on")
+        return self
+
+
+class ApiSettings(BaseSettings):
+    """HTTP serving."""
+
+    model_config = SettingsConfigDict(env_prefix="GIS_API_", env_file=".env", extra="ignore")
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    #: Public base URL used in links; never built from the Host header.
+    public_url: str = "http://127.0.0.1:8000"
+    #: Serve ``/docs`` and ``/openapi.json``.
+    docs: bool = True
+    #: Host names accepted in the Host header.
+    allowed_hosts: list[str] = Field(default_factory=lambda: ["127.0.0.1", "localhost", "testserver"])
+    max_body_bytes: int = Field(default=1_048_576, ge=1024)
+    web_dir: Path | None = None
+
+
+class Settings(BaseSettings):
+    """Everything configurable, grouped; build with :func:`load_settings`."""
+
+    model_config = SettingsConfigDict(env_prefix="GIS_", env_file=".env", extra="ignore")
+
+    environment: str = Field(default="dev", pattern=r"^(dev|test|prod)$")
+    db: DatabaseSettings = Field(default_factory=DatabaseSettings)
+    auth: AuthSettings = Field(default_factory=AuthSettings)
+    api: ApiSettings = Field(default_factory=ApiSettings)
+
+    @model_validator(mode="after")
+    def _prod_is_strict(self) -> Self:
+        if self.environment == "prod" and self.auth.anonymous_read and self.api.docs:
+            raise ValueError("prod with anonymous_read must not expose /docs (GIS_API_DOCS=false)")
+        return self
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read the environment (and ``.env``) now, with explicit overrides for tests."""
+    return Settings(**overrides)  # type: ignore[arg-type]
