@@ -53,7 +53,7 @@ def status_of(exc: e.GisError) -> int:
     """HTTP status for a domain error (nearest listed ancestor)."""
     for cls in type(exc).__mro__:
         if cls in STATUS:
-            return STATUS[cls]  # type: ignore[index]
+            return STATUS[cls]
     return 400
 
 
@@ -96,7 +96,9 @@ async def _gis_error(request: Request, exc: Exception) -> JSONResponse:
     if status == 401:
         headers["WWW-Authenticate"] = 'Bearer realm="gis-service"'
     fields = [{"field": f.field, "message": f.message} for f in exc.fields]
-    return problem(status, exc.code, exc.detail, exc.detail_zh, request, errors=fields, headers=headers)
+    return problem(
+        status, exc.code, exc.detail, exc.detail_zh, request, errors=fields, headers=headers
+    )
 
 
 def _loc(loc: tuple[Any, ...]) -> str:
@@ -106,7 +108,10 @@ def _loc(loc: tuple[Any, ...]) -> str:
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     """422 naming each field; the offending input is never echoed (NaN would break JSON)."""
     assert isinstance(exc, RequestValidationError)
-    fields = [{"field": _loc(err.get("loc", ())), "message": str(err.get("msg", ""))} for err in exc.errors()]
+    fields = [
+        {"field": _loc(err.get("loc", ())), "message": str(err.get("msg", ""))}
+        for err in exc.errors()
+    ]
     names = ", ".join(f["field"] for f in fields[:5])
     return problem(
         422,

@@ -19,6 +19,7 @@ class RequestIdMiddleware:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Tag the request and its response."""
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
@@ -43,6 +44,7 @@ class BodyLimitMiddleware:
         self.max_bytes = max_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Answer 413 before reading an oversized body, or stop reading one mid-way."""
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return

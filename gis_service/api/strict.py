@@ -49,6 +49,7 @@ class StrictRoute(APIRoute):
     """An APIRoute that refuses unknown and duplicated query parameters."""
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        """Wrap FastAPI's handler with the query-string check (computed once per route)."""
         handler = super().get_route_handler()
         fields = _query_fields(self.dependant)
         allowed = frozenset(alias for alias, _ in fields)

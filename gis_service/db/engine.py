@@ -12,7 +12,8 @@ from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 
 from sqlalchemy import Engine, create_engine, text
-from sqlalchemy.exc import DBAPIError, TimeoutError as PoolTimeoutError
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from gis_service.errors import (

@@ -748,7 +748,7 @@ class BarrierLine(Located, Base):
         )
 
 
-class Warning(Located, Base):  # noqa: A001 - the domain's own word (预警)
+class Warning(Located, Base):
     """预警: an area and a level that drive an impact analysis."""
 
     __tablename__ = "warning"
@@ -774,9 +774,7 @@ class Warning(Located, Base):  # noqa: A001 - the domain's own word (预警)
             CheckConstraint(valid_geometry("geom", nullable=True), name="geom_valid"),
             CheckConstraint(one_of("level", WARNING_LEVELS), name="level"),
             CheckConstraint(one_of("source_kind", WARNING_SOURCES), name="source_kind"),
-            CheckConstraint(
-                "geom IS NOT NULL OR cardinality(admin_codes) > 0", name="has_area"
-            ),
+            CheckConstraint("geom IS NOT NULL OR cardinality(admin_codes) > 0", name="has_area"),
         )
 
 
@@ -907,7 +905,7 @@ class AuditLog(Base):
 
 
 #: Tables whose rows are stamped with ``admin_code``/``grid_code`` from their geometry.
-LOCATED_TABLES: tuple[type[Located], ...] = (
+LOCATED_TABLES: tuple[type[Base], ...] = (
     Building,
     Enterprise,
     SafetyHazard,

@@ -105,7 +105,9 @@ async def update_enterprise(
     """
     await get_enterprise(conn, principal, enterprise_id)
     if principal.role not in EDITORS:
-        raise Forbidden(detail="your role may not edit enterprises", detail_zh="当前角色不能修改企业")
+        raise Forbidden(
+            detail="your role may not edit enterprises", detail_zh="当前角色不能修改企业"
+        )
     values: dict[str, Any] = patch.model_dump(exclude_unset=True, exclude={"lon", "lat"})
     if patch.lon is not None and patch.lat is not None:
         values["geom"] = func.ST_SetSRID(func.ST_MakePoint(patch.lon, patch.lat), 4490)

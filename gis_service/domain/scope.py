@@ -9,7 +9,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from typing import Any
+
 from sqlalchemy import ColumnElement, select, true
+from sqlalchemy.orm import InstrumentedAttribute
 
 from gis_service.db.models import AdminDivision
 from gis_service.types import Role
@@ -35,7 +38,9 @@ class Principal:
         return self.role in PII_ROLES and not self.anonymous
 
 
-def in_scope(column: ColumnElement[str | None], principal: Principal) -> ColumnElement[bool]:
+def in_scope(
+    column: ColumnElement[Any] | InstrumentedAttribute[Any], principal: Principal
+) -> ColumnElement[bool]:
     """SQL predicate: ``column`` (an admin code) lies inside the principal's area.
 
     Rows with a NULL code (outside every village) are visible only to national users.

@@ -14,7 +14,7 @@ from gis_service.domain.scope import Principal, in_scope
 from gis_service.errors import Conflict, Forbidden, InvalidInput, NotFound
 from gis_service.types import Role
 
-TOKEN_PREFIX = "gis_"
+TOKEN_PREFIX = "gis_"  # noqa: S105 - a prefix, not a secret
 
 
 def new_token() -> str:
@@ -51,7 +51,9 @@ async def authenticate(conn: AsyncConnection, token: str) -> Principal | None:
     ).one_or_none()
     if row is None:
         return None
-    return Principal(login=row.login, role=Role(row.role), scope_code=row.scope_code, user_id=row.id)
+    return Principal(
+        login=row.login, role=Role(row.role), scope_code=row.scope_code, user_id=row.id
+    )
 
 
 async def create_user(
@@ -62,6 +64,7 @@ async def create_user(
     *,
     by: Principal | None = None,
     display_name: str | None = None,
+    source: str | None = None,
 ) -> NewUser:
     """Create a user with a fresh token.
 
@@ -73,6 +76,7 @@ async def create_user(
         by: the admin creating it (None for the CLI, which runs with the server's rights);
             an admin may only create users inside their own scope.
         display_name: optional human name.
+        source: provenance to record (default: the creating admin, or ``cli``).
     """
     if by is not None and by.role != Role.admin:
         raise Forbidden(detail="only admins create users", detail_zh="仅管理员可创建用户")
@@ -89,7 +93,8 @@ async def create_user(
             stmt = stmt.where(in_scope(AdminDivision.code, by))
         if (await conn.execute(stmt)).scalar_one_or_none() is None:
             raise NotFound(
-                detail=f"admin code {scope_code} not found", detail_zh=f"区划代码 {scope_code} 不存在"
+                detail=f"admin code {scope_code} not found",
+                detail_zh=f"区划代码 {scope_code} 不存在",
             )
     exists = await conn.execute(select(AppUser.id).where(AppUser.login == login))
     if exists.scalar_one_or_none() is not None:
@@ -104,7 +109,7 @@ async def create_user(
                 scope_code=scope_code,
                 token_hash=hash_token(token),
                 display_name=display_name,
-                source=f"user:{by.login}" if by else "cli",
+                source=source or (f"user:{by.login}" if by else "cli"),
             )
             .returning(AppUser.id)
         )

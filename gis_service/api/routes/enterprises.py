@@ -40,7 +40,7 @@ async def get_enterprise(
 
 
 @api.patch("/enterprises/{enterprise_id}", summary="Edit an enterprise (admin, surveyor)")
-async def patch_enterprise(
+async def patch_enterprise(  # noqa: PLR0917 - FastAPI injects by parameter
     enterprise_id: IdPath,
     body: enterprises.EnterprisePatch,
     user: CurrentUser,

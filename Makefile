@@ -1,0 +1,55 @@
+# gis-service: `make demo` (install, start PostGIS, load 石峰区, serve on :8000) and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | md5sum | cut -c1-12)
+HOST ?= 127.0.0.1
+PORT ?= 8000
+SCALE ?= district
+
+.PHONY: demo test lint bench system install serve db-up clean help
+
+help:
+	@echo "make demo   - install everything, start PostGIS, load the 石峰区 demo, serve http://$(HOST):$(PORT)"
+	@echo "make test   - install everything and run lint + the test suite against a throw-away PostGIS"
+	@echo "make lint   - ruff, ruff format --check, mypy --strict, import-linter"
+	@echo "make bench  - load-time benchmark of the city-scale demo (writes benchmarks/)"
+
+system:
+	@scripts/install-system.sh
+
+$(STAMP):
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	@rm -f $(VENV)/.installed-* && touch $@
+
+install: system $(STAMP)
+
+db-up: install
+	$(BIN)/gis-service db up
+	$(BIN)/gis-service db migrate
+
+demo: db-up
+	$(BIN)/gis-service demo load --scale $(SCALE)
+	$(BIN)/gis-service serve --host $(HOST) --port $(PORT)
+
+serve: db-up
+	$(BIN)/gis-service serve --host $(HOST) --port $(PORT)
+
+lint: install
+	$(BIN)/ruff check gis_service etl tests scripts benchmarks
+	$(BIN)/ruff format --check gis_service etl tests scripts benchmarks
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+
+test: install lint
+	$(BIN)/pytest
+
+bench: install
+	$(BIN)/python benchmarks/bench_demo_load.py
+
+clean:
+	-$(BIN)/gis-service db down
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

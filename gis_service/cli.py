@@ -1,0 +1,393 @@
+"""``gis-service``: the command line (Typer + rich). One entry point per task."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from gis_service.errors import GisError
+from gis_service.settings import Settings, load_settings
+from gis_service.types import Role
+
+app = typer.Typer(
+    help="gis-service: GIS risk and grid-mapping service for emergency-management bureaus.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+db_app = typer.Typer(
+    help="The database: embedded PostGIS cluster and migrations.", no_args_is_help=True
+)
+demo_app = typer.Typer(help="The demo city (株洲市石峰区).", no_args_is_help=True)
+users_app = typer.Typer(help="Users and their tokens.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(demo_app, name="demo")
+app.add_typer(users_app, name="users")
+
+err = Console(stderr=True)
+out = Console()
+
+
+def _settings() -> Settings:
+    return load_settings()
+
+
+def _fail(exc: GisError) -> typer.Exit:
+    err.print(f"[bold red]error:[/] {exc.detail}")
+    if exc.detail_zh:
+        err.print(f"[red]错误：[/]{exc.detail_zh}")
+    return typer.Exit(code=1)
+
+
+@contextmanager
+def _errors() -> Iterator[None]:
+    try:
+        yield
+    except GisError as exc:
+        raise _fail(exc) from exc
+
+
+def _cluster(settings: Settings) -> Any:
+    from gis_service.db.cluster import EmbeddedCluster
+
+    return EmbeddedCluster(settings.db.data_dir, dbname=settings.db.dbname)
+
+
+def _url(settings: Settings, *, start: bool = True) -> str:
+    from gis_service.db.engine import resolve_url
+
+    with _errors():
+        return resolve_url(settings.db, start=start)
+
+
+def _say(message: str) -> None:
+    err.print(f"[dim]{message}[/]")
+
+
+# ---------------------------------------------------------------------------- db
+@db_app.command("up")
+def db_up() -> None:
+    """Create (first time) and start the embedded PostGIS cluster; idempotent."""
+    settings = _settings()
+    if settings.db.url:
+        err.print("DATABASE_URL is set: using that server, no embedded cluster to start.")
+        return
+    with _errors():
+        info = _cluster(settings).up(progress=_say)
+    out.print(f"PostGIS running on 127.0.0.1:{info.port} (data: {info.data_dir})")
+
+
+@db_app.command("down")
+def db_down() -> None:
+    """Stop the embedded cluster (data is kept)."""
+    settings = _settings()
+    with _errors():
+        _cluster(settings).down()
+    out.print("stopped")
+
+
+@db_app.command("status")
+def db_status() -> None:
+    """Say whether the database is running and where."""
+    settings = _settings()
+    if settings.db.url:
+        out.print("using DATABASE_URL (external server)")
+        return
+    with _errors():
+        info = _cluster(settings).status()
+    state = "[green]running[/]" if info.running else "[yellow]stopped[/]"
+    out.print(f"{state}  data={info.data_dir}  port={info.port or '-'}")
+    if not info.running:
+        raise typer.Exit(code=3)
+
+
+@db_app.command("url")
+def db_url() -> None:
+    """Print the database URL (starts the embedded cluster if needed)."""
+    out.print(_url(_settings()), soft_wrap=True, highlight=False)
+
+
+@db_app.command("migrate")
+def db_migrate(
+    revision: Annotated[str, typer.Argument(help="target revision")] = "head",
+) -> None:
+    """Apply the Alembic migrations (to ``head`` by default)."""
+    from gis_service.db import migrate
+
+    url = _url(_settings())
+    with _errors():
+        from gis_service.db.engine import db_errors
+
+        with db_errors():
+            migrate.upgrade(url, revision)
+    out.print(f"schema at {revision}")
+
+
+@db_app.command("downgrade")
+def db_downgrade(
+    revision: Annotated[str, typer.Argument(help="target revision, e.g. base")],
+    yes: Annotated[bool, typer.Option("--yes", help="confirm dropping data")] = False,
+) -> None:
+    """Take the schema down (``base`` drops every table)."""
+    from gis_service.db import migrate
+
+    if not yes:
+        err.print("refusing without --yes: a downgrade can drop tables and data")
+        raise typer.Exit(code=2)
+    migrate.downgrade(_url(_settings()), revision)
+    out.print(f"schema at {revision}")
+
+
+# -------------------------------------------------------------------------- demo
+class _Bars:
+    """Rich progress bars keyed by step name."""
+
+    def __init__(self, progress: Progress) -> None:
+        self.progress = progress
+        self.tasks: dict[str, TaskID] = {}
+
+    def __call__(self, step: str, done: int, total: int) -> None:
+        task = self.tasks.get(step)
+        if task is None:
+            task = self.tasks[step] = self.progress.add_task(step, total=max(total, 1))
+        self.progress.update(task, completed=done, total=max(total, 1))
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("{task.description:<34}"),
+        BarColumn(),
+        TextColumn("{task.completed:>9,}/{task.total:<9,}"),
+        TimeElapsedColumn(),
+        console=err,
+        transient=False,
+    )
+
+
+DEMO_USERS: tuple[tuple[str, Role, str | None], ...] = (
+    ("demo-admin", Role.admin, "430200"),
+    ("demo-planner", Role.planner, "430204"),
+    ("demo-surveyor", Role.surveyor, "430204"),
+    ("demo-commander", Role.commander, "430204"),
+    ("demo-gridworker", Role.grid_worker, "430204"),
+    ("demo-viewer", Role.viewer, "430204"),
+)
+
+
+async def _create_demo_users(url: str, settings: Settings) -> list[tuple[str, str, str, str]]:
+    from sqlalchemy import delete
+
+    from gis_service.db.engine import TxContext, make_async_engine, transaction
+    from gis_service.db.models import AppUser
+    from gis_service.domain.users import create_user
+
+    engine = make_async_engine(url, settings.db)
+    try:
+        rows = []
+        async with transaction(engine, TxContext(actor="demo-loader")) as conn:
+            await conn.execute(delete(AppUser).where(AppUser.login.in_([u[0] for u in DEMO_USERS])))
+            for login, role, scope in DEMO_USERS:
+                made = await create_user(conn, login, role, scope, source="demo")
+                rows.append((login, role.value, scope or "全国", made.token))
+        return rows
+    finally:
+        await engine.dispose()
+
+
+def _print_tokens(rows: list[tuple[str, str, str, str]], settings: Settings) -> None:
+    table = Table(title="demo users (one per role)")
+    for col in ("login", "role", "scope", "token"):
+        table.add_column(col, overflow="fold")
+    for row in rows:
+        table.add_row(*row)
+    out.print(table)
+    path = Path(settings.db.data_dir) / "demo-tokens.txt"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        for login, role, scope, token in rows:
+            fh.write(f"{login}\t{role}\t{scope}\t{token}\n")
+    out.print(f"tokens also saved to {path} (mode 600)")
+
+
+@demo_app.command("load")
+def demo_load(
+    scale: Annotated[
+        str, typer.Option(help="district (石峰区) or city (≈1M buildings)")
+    ] = "district",
+    seed: Annotated[int, typer.Option(help="generator seed (deterministic)")] = 20261122,
+    replace: Annotated[
+        bool, typer.Option("--replace/--keep", help="reload even if demo data is present")
+    ] = False,
+    users: Annotated[bool, typer.Option("--users/--no-users", help="(re)create demo users")] = True,
+) -> None:
+    """Generate the demo city and load it (COPY, one transaction), then print demo tokens."""
+    import psycopg
+
+    from gis_service.db import migrate
+    from gis_service.demo import loader
+
+    if scale not in ("district", "city"):
+        err.print("--scale must be district or city")
+        raise typer.Exit(code=2)
+    settings = _settings()
+    url = _url(settings)
+    with _errors():
+        migrate.upgrade(url)
+    with psycopg.connect(loader.psycopg_conninfo(url)) as conn:
+        present = loader.demo_loaded(conn)
+    if present and not replace:
+        out.print(f"demo already loaded ({present:,} buildings); use --replace to reload")
+    else:
+        from gis_service.demo.generator import generate
+
+        t0 = time.perf_counter()
+        with err.status(f"generating the {scale} demo city (seed {seed}) …"):
+            city = generate(scale, seed=seed)  # type: ignore[arg-type]
+        t_gen = time.perf_counter() - t0
+        with _progress() as bar:
+            counts = loader.load(url, city, replace=True, progress=_Bars(bar))
+        t_all = time.perf_counter() - t0
+        summary = Table(title=f"demo {scale} loaded")
+        summary.add_column("table")
+        summary.add_column("rows", justify="right")
+        for table, n in counts.items():
+            if table != "seconds":
+                summary.add_row(table, f"{n:,}")
+        out.print(summary)
+        out.print(f"generate {t_gen:.1f} s, total {t_all:.1f} s")
+    if users:
+        rows = asyncio.run(_create_demo_users(url, settings))
+        _print_tokens(rows, settings)
+
+
+# ------------------------------------------------------------------------- users
+@users_app.command("add")
+def users_add(
+    name: Annotated[str, typer.Argument(help="login")],
+    role: Annotated[Role, typer.Option(help="role")],
+    scope: Annotated[
+        str | None,
+        typer.Option(help="admin code of the user's area (omit: nationwide, admin only)"),
+    ] = None,
+) -> None:
+    """Create a user; its token is printed alone on the last line (shown once)."""
+    from gis_service.db.engine import TxContext, make_async_engine, transaction
+    from gis_service.domain.users import create_user
+
+    settings = _settings()
+    url = _url(settings)
+
+    async def run() -> str:
+        engine = make_async_engine(url, settings.db)
+        try:
+            async with transaction(engine, TxContext(actor="cli")) as conn:
+                made = await create_user(conn, name, role, scope)
+            return made.token
+        finally:
+            await engine.dispose()
+
+    with _errors():
+        token = asyncio.run(run())
+    err.print(f"created {name} ({role.value}, scope {scope or '全国'}); token:")
+    print(token)
+
+
+@users_app.command("list")
+def users_list() -> None:
+    """List users (no tokens: only their hashes are stored)."""
+    from sqlalchemy import select
+
+    from gis_service.db.engine import make_sync_engine
+    from gis_service.db.models import AppUser
+
+    engine = make_sync_engine(_url(_settings()))
+    table = Table()
+    for col in ("login", "role", "scope", "active"):
+        table.add_column(col)
+    with engine.connect() as conn:
+        for r in conn.execute(
+            select(AppUser.login, AppUser.role, AppUser.scope_code, AppUser.active).order_by(
+                AppUser.login
+            )
+        ):
+            table.add_row(r.login, r.role, r.scope_code or "全国", "yes" if r.active else "no")
+    engine.dispose()
+    out.print(table)
+
+
+@users_app.command("disable")
+def users_disable(name: Annotated[str, typer.Argument(help="login")]) -> None:
+    """Disable a user: their token stops working on the next request."""
+    from sqlalchemy import update
+
+    from gis_service.db.engine import make_sync_engine
+    from gis_service.db.models import AppUser
+
+    engine = make_sync_engine(_url(_settings()))
+    with engine.begin() as conn:
+        n = conn.execute(update(AppUser).where(AppUser.login == name).values(active=False)).rowcount
+    engine.dispose()
+    if not n:
+        err.print(f"no user {name!r}")
+        raise typer.Exit(code=1)
+    out.print(f"disabled {name}")
+
+
+# ------------------------------------------------------------------------- serve
+@app.command("serve")
+def serve(
+    host: Annotated[str | None, typer.Option(help="bind address (default 127.0.0.1)")] = None,
+    port: Annotated[int | None, typer.Option(help="port (default 8000)")] = None,
+    workers: Annotated[int, typer.Option(min=1, max=16, help="worker processes")] = 1,
+) -> None:
+    """Serve the API and the web map (starts the embedded database if needed)."""
+    import socket
+
+    import uvicorn
+
+    settings = _settings()
+    host = host or settings.api.host
+    port = port or settings.api.port
+    url = _url(settings)
+    if not settings.db.url:
+        # The worker builds its app from the environment: hand it the running cluster.
+        os.environ["GIS_DB_URL"] = url
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError:
+            err.print(f"[red]port {port} on {host} is in use[/]: pick another with --port")
+            raise typer.Exit(code=1) from None
+    out.print(
+        f"gis-service on [bold]http://{host}:{port}[/]  (API docs: http://{host}:{port}/docs)"
+    )
+    uvicorn.run(
+        "gis_service.main:app",
+        host=host,
+        port=port,
+        workers=workers,
+        log_level="info",
+        proxy_headers=False,
+        server_header=False,
+    )
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console-script entry point."""
+    app(args=argv)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

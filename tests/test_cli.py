@@ -1,0 +1,72 @@
+"""The command line against a real database (DATABASE_URL pointing at the test cluster)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from typing import Any
+
+import psycopg
+
+from gis_service.demo.loader import psycopg_conninfo
+from gis_service.domain.users import hash_token
+
+
+def _cli(url: str, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "DATABASE_URL": url, "COLUMNS": "200"}
+    return subprocess.run(
+        [sys.executable, "-m", "gis_service.cli", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_users_add_prints_the_token_alone_on_the_last_line(demo_url: str) -> None:
+    r = _cli(demo_url, "users", "add", "cli_planner", "--role", "planner", "--scope", "430204")
+    assert r.returncode == 0, r.stderr
+    token = r.stdout.strip().splitlines()[-1]
+    assert token.startswith("gis_")
+    assert " " not in token
+    with psycopg.connect(psycopg_conninfo(demo_url)) as c:
+        row = c.execute(
+            "SELECT role, scope_code FROM app_user WHERE token_hash = %s", (hash_token(token),)
+        ).fetchone()
+    assert row == ("planner", "430204")
+
+
+def test_users_add_refuses_unknown_scope_and_role(demo_url: str) -> None:
+    r = _cli(demo_url, "users", "add", "cli_x", "--role", "planner", "--scope", "999999")
+    assert r.returncode == 1
+    assert "999999" in r.stderr
+    r = _cli(demo_url, "users", "add", "cli_y", "--role", "emperor", "--scope", "430204")
+    assert r.returncode == 2
+    r = _cli(demo_url, "users", "add", "cli_z", "--role", "planner")
+    assert r.returncode == 1
+    assert "scope" in r.stderr
+
+
+def test_users_disable_takes_effect(demo_url: str, client: Any) -> None:
+    r = _cli(demo_url, "users", "add", "cli_disable_me", "--role", "viewer", "--scope", "430204")
+    token = r.stdout.strip().splitlines()[-1]
+    headers = {"Authorization": f"Bearer {token}"}
+    assert client.get("/me", headers=headers).status_code == 200
+    assert _cli(demo_url, "users", "disable", "cli_disable_me").returncode == 0
+    assert client.get("/me", headers=headers).status_code == 401
+
+
+def test_db_commands_with_database_url(demo_url: str) -> None:
+    assert "DATABASE_URL" in _cli(demo_url, "db", "up").stderr
+    r = _cli(demo_url, "db", "url")
+    assert r.returncode == 0
+    assert r.stdout.strip().startswith("postgresql+psycopg://")
+    assert _cli(demo_url, "db", "migrate").returncode == 0
+
+
+def test_demo_load_is_idempotent(demo_url: str) -> None:
+    r = _cli(demo_url, "demo", "load", "--no-users")
+    assert r.returncode == 0, r.stderr
+    assert "already loaded" in r.stdout
