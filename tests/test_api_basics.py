@@ -154,3 +154,46 @@ def test_malformed_path_values_are_422(client: TestClient, path: str) -> None:
 def test_untrusted_host_is_refused(client: TestClient) -> None:
     r = client.get("/health/live", headers={"Host": "evil.example.com"})
     assert r.status_code == 400
+
+
+def test_database_down_is_503_with_retry_after(settings: object) -> None:
+    import time
+
+    from gis_service.api.app import create_app
+    from gis_service.db.cluster import free_port
+
+    dead = f"postgresql+psycopg://gis:x@127.0.0.1:{free_port()}/gis"
+    app = create_app(settings, database_url=dead)  # type: ignore[arg-type]
+    with TestClient(app, raise_server_exceptions=False) as c:
+        assert c.get("/health/live").status_code == 200
+        started = time.monotonic()
+        ready = c.get("/health/ready")
+        assert ready.status_code == 503
+        assert ready.headers["retry-after"]
+        r = c.get("/me", headers=auth("a_viewer"))
+        assert time.monotonic() - started < 5
+        body = assert_problem(r, 503, "database_unavailable")
+        assert r.headers["retry-after"] == "2"
+        assert "127.0.0.1" not in str(body)
+
+
+def test_anonymous_read_only_mode(demo_url: str) -> None:
+    from gis_service.api.app import create_app
+    from gis_service.settings import load_settings
+
+    off = create_app(load_settings(environment="test"), database_url=demo_url)
+    with TestClient(off, raise_server_exceptions=False) as c:
+        assert c.get("/me").status_code == 401
+    on = create_app(
+        load_settings(
+            environment="test", auth={"anonymous_read": True, "anonymous_scope": "430204"}
+        ),
+        database_url=demo_url,
+    )
+    with TestClient(on, raise_server_exceptions=False) as c:
+        me = c.get("/me").json()
+        assert me["anonymous"] is True and me["role"] == "viewer" and me["scope_code"] == "430204"
+        assert c.get("/divisions/440304").status_code == 404
+        assert c.get("/users").status_code == 403
+        r = c.patch("/enterprises/1", json={"employees": 1}, headers={"If-Match": '"1"'})
+        assert r.status_code in (403, 404)

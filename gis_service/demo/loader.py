@@ -111,21 +111,59 @@ class Loader:
         start = int(cur.fetchone()[0]) + 1  # type: ignore[index]
         return list(range(start, start + n))
 
-    def copy(self, table: str, data: dict[str, Any], cols: Sequence[Column]) -> list[int]:
-        """COPY ``data`` into ``table``; returns the ids given to its rows, in order."""
+    def copy(
+        self, table: str, data: dict[str, Any], cols: Sequence[Column], *, stamp: bool = False
+    ) -> list[int]:
+        """COPY ``data`` into ``table``; returns the ids given to its rows, in order.
+
+        With ``stamp``, rows go first to a temporary staging table, get their village and
+        grid from ``gis_stamps`` (a polygon-driven spatial join in PostGIS), and reach
+        ``table`` in one INSERT: written once, not written and then updated.
+        """
         n = len(next(iter(data.values()))) if data else 0
         ids = self._reserve_ids(table, n)
-        names = [sql.Identifier(c.name) for c in cols]
-        stmt = sql.SQL("COPY {} ({}) FROM STDIN").format(
-            sql.Identifier(table),
-            sql.SQL(", ").join([sql.Identifier("id"), *names, sql.Identifier("source")]),
-        )
+        target = sql.Identifier(table)
+        stage = sql.Identifier(f"_stage_{table}")
+        names = [
+            sql.Identifier("id"),
+            *(sql.Identifier(c.name) for c in cols),
+            sql.Identifier("source"),
+        ]
+        column_list = sql.SQL(", ").join(names)
+        if stamp:
+            self.conn.execute(
+                sql.SQL("CREATE TEMP TABLE {} (LIKE {} INCLUDING DEFAULTS) ON COMMIT DROP").format(
+                    stage, target
+                )
+            )
+        into = stage if stamp else target
         step = max(1, n // 50)
-        with self.conn.cursor().copy(stmt) as copy:
+        with self.conn.cursor().copy(
+            sql.SQL("COPY {} ({}) FROM STDIN").format(into, column_list)
+        ) as copy:
             for i, row in enumerate(_rows(data, cols, ids)):
                 copy.write_row(row)
                 if i % step == 0:
                     self.progress(table, i, n)
+        if stamp:
+            self.progress(f"{table}: stamping", 0, 1)
+            self.conn.execute(sql.SQL("CREATE INDEX ON {} USING gist (geom)").format(stage))
+            self.conn.execute(sql.SQL("ANALYZE {}").format(stage))
+            self.conn.execute(
+                sql.SQL(
+                    "INSERT INTO {target} ({cols}, admin_code, grid_code)"
+                    " SELECT {scols}, st.admin_code, st.grid_code"
+                    " FROM {stage} s LEFT JOIN gis_stamps({stage_name}::regclass) st USING (id)"
+                ).format(
+                    target=target,
+                    cols=column_list,
+                    scols=sql.SQL(", ").join(sql.SQL("s.") + c for c in names),
+                    stage=stage,
+                    stage_name=sql.Literal(f"_stage_{table}"),
+                )
+            )
+            self.conn.execute(sql.SQL("DROP TABLE {}").format(stage))
+            self.progress(f"{table}: stamping", 1, 1)
         self.progress(table, n, n)
         self.conn.execute(
             sql.SQL("SELECT setval(pg_get_serial_sequence({}, 'id'), {})").format(
@@ -256,6 +294,7 @@ def load_city(
         "barrier_line",
         city.barrier_lines,
         [Column("kind"), Column("name"), Column("geom", geom="line")],
+        stamp=True,
     )
     loader.copy(
         "building",
@@ -270,6 +309,7 @@ def load_city(
             Column("year_band"),
             Column("urban_rural"),
         ],
+        stamp=True,
     )
     ent_ids = loader.copy(
         "enterprise",
@@ -285,6 +325,7 @@ def load_city(
             Column("employees"),
             Column("geom", geom="plain"),
         ],
+        stamp=True,
     )
     ent_by_uscc = _lookup(ent_ids, city.enterprises["uscc"])
     sh = city.safety_hazards
@@ -315,6 +356,7 @@ def load_city(
             Column("found_at"),
             Column("closed_at"),
         ],
+        stamp=True,
     )
     gp_ids = loader.copy(
         "geohazard_point",
@@ -333,6 +375,7 @@ def load_city(
             Column("two_cards_issued"),
             Column("geom", geom="plain"),
         ],
+        stamp=True,
     )
     loader.copy(
         "geohazard_zone",
@@ -345,6 +388,7 @@ def load_city(
             Column("people"),
             Column("geom", geom="polygon"),
         ],
+        stamp=True,
     )
     shelter_ids = loader.copy(
         "shelter",
@@ -362,6 +406,7 @@ def load_city(
             Column("hazard_types", array=True),
             Column("status"),
         ],
+        stamp=True,
     )
     gp_by_code = _lookup(gp_ids, city.geohazard_points["code"])
     shelter_by_name = _lookup(shelter_ids, city.shelters["name"])
@@ -379,6 +424,7 @@ def load_city(
             Column("geohazard_point_id"),
             Column("shelter_id"),
         ],
+        stamp=True,
     )
     fp_ids = loader.copy(
         "forest_patch",
@@ -391,6 +437,7 @@ def load_city(
             Column("area_ha"),
             Column("geom", geom="polygon"),
         ],
+        stamp=True,
     )
     patch_by_code = _lookup(fp_ids, city.forest_patches["code"])
     fire = city.fire_points
@@ -406,6 +453,7 @@ def load_city(
             Column("verdict"),
             Column("forest_patch_id"),
         ],
+        stamp=True,
     )
     loader.copy(
         "facility",
@@ -417,25 +465,8 @@ def load_city(
             Column("people"),
             Column("attributes", json=True),
         ],
+        stamp=True,
     )
-
-    p("stamping admin_code / grid_code", 0, 1)
-    located = (
-        "barrier_line",
-        "building",
-        "enterprise",
-        "safety_hazard",
-        "geohazard_point",
-        "geohazard_zone",
-        "shelter",
-        "evacuation_route",
-        "forest_patch",
-        "fire_point",
-        "facility",
-    )
-    for i, table in enumerate(located):
-        conn.execute("SELECT gis_restamp(%s::regclass)", (table,))
-        p("stamping admin_code / grid_code", i + 1, len(located))
 
     targets = {
         "geohazard_point": gp_by_code,
@@ -528,6 +559,7 @@ def load(
         if demo_loaded(conn):
             if not replace:
                 raise RuntimeError("demo data already loaded; pass replace=True")
+            conn.execute("SET LOCAL gis.bulk = 'on'")
             remove_demo(conn)
         counts = load_city(conn, city, progress)
         conn.commit()

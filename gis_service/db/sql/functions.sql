@@ -79,38 +79,54 @@ BEGIN
     RETURN NEW;
 END $$;
 
--- Re-stamp every row of a located table (or those meeting an area) in one statement.
--- Used after bulk loads and when grids or villages change. Returns rows updated.
+-- The village and grid of every row of a table with (id, geom), optionally only those
+-- meeting an area. Polygon-driven: each village/grid probes the rows' GiST index, so the
+-- polygon stays the same across consecutive tests and PostGIS reuses it prepared.
+-- Rows in no village/grid come back with NULLs.
+CREATE OR REPLACE FUNCTION gis_stamps(tbl regclass, area geometry DEFAULT NULL)
+RETURNS TABLE (id bigint, admin_code varchar, grid_code varchar)
+LANGUAGE plpgsql STABLE AS $$
+BEGIN
+    RETURN QUERY EXECUTE format(
+        'WITH rows AS (
+             SELECT t.id FROM %1$s t
+             WHERE t.geom IS NOT NULL AND ($1 IS NULL OR t.geom && $1)
+         ), villages AS (
+             SELECT DISTINCT ON (t.id) t.id, v.code
+             FROM admin_division v JOIN %1$s t
+               ON t.geom && v.boundary AND ST_Intersects(v.boundary, ST_PointOnSurface(t.geom))
+             WHERE v.level = ''village'' AND v.valid_to IS NULL
+               AND ($1 IS NULL OR t.geom && $1)
+             ORDER BY t.id, v.code
+         ), grids AS (
+             SELECT DISTINCT ON (t.id) t.id, g.grid_code
+             FROM grid g JOIN %1$s t
+               ON t.geom && g.geom AND ST_Intersects(g.geom, ST_PointOnSurface(t.geom))
+             WHERE g.valid_to IS NULL AND ($1 IS NULL OR t.geom && $1)
+             ORDER BY t.id, g.grid_code
+         )
+         SELECT rows.id, villages.code::varchar, grids.grid_code::varchar
+         FROM rows LEFT JOIN villages USING (id) LEFT JOIN grids USING (id)',
+        tbl)
+    USING area;
+END $$;
+
+-- Re-stamp the rows of a located table (or those meeting an area) in one statement.
+-- Used when grids or villages change. A row outside every village keeps its admin_code.
+-- Returns the number of rows whose stamp changed.
 CREATE OR REPLACE FUNCTION gis_restamp(tbl regclass, area geometry DEFAULT NULL) RETURNS bigint
 LANGUAGE plpgsql AS $$
 DECLARE
     n bigint;
 BEGIN
     EXECUTE format(
-        'WITH pts AS (
-             SELECT t.id, ST_PointOnSurface(t.geom) AS p
-             FROM %s t
-             WHERE t.geom IS NOT NULL AND ($1 IS NULL OR t.geom && $1)
-         ), stamped AS (
-             SELECT pts.id, v.code AS admin_code, g.grid_code
-             FROM pts
-             LEFT JOIN LATERAL (
-                 SELECT code FROM admin_division
-                 WHERE level = ''village'' AND valid_to IS NULL
-                   AND boundary && pts.p AND ST_Intersects(boundary, pts.p)
-                 ORDER BY code LIMIT 1) v ON true
-             LEFT JOIN LATERAL (
-                 SELECT grid_code FROM grid
-                 WHERE valid_to IS NULL AND geom && pts.p AND ST_Intersects(geom, pts.p)
-                 ORDER BY grid_code LIMIT 1) g ON true
-         )
-         UPDATE %s t
+        'UPDATE %1$s t
          SET admin_code = coalesce(s.admin_code, t.admin_code), grid_code = s.grid_code
-         FROM stamped s
+         FROM gis_stamps(%2$L::regclass, $1) s
          WHERE t.id = s.id
            AND (t.admin_code IS DISTINCT FROM coalesce(s.admin_code, t.admin_code)
                 OR t.grid_code IS DISTINCT FROM s.grid_code)',
-        tbl, tbl)
+        tbl, tbl::text)
     USING area;
     GET DIAGNOSTICS n = ROW_COUNT;
     RETURN n;
