@@ -63,7 +63,9 @@ class ApiSettings(BaseSettings):
     #: Serve ``/docs`` and ``/openapi.json``.
     docs: bool = True
     #: Host names accepted in the Host header.
-    allowed_hosts: list[str] = Field(default_factory=lambda: ["127.0.0.1", "localhost", "testserver"])
+    allowed_hosts: list[str] = Field(
+        default_factory=lambda: ["127.0.0.1", "localhost", "testserver"]
+    )
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
     web_dir: Path | None = None
 

@@ -192,7 +192,9 @@ def test_anonymous_read_only_mode(demo_url: str) -> None:
     )
     with TestClient(on, raise_server_exceptions=False) as c:
         me = c.get("/me").json()
-        assert me["anonymous"] is True and me["role"] == "viewer" and me["scope_code"] == "430204"
+        assert me["anonymous"] is True
+        assert me["role"] == "viewer"
+        assert me["scope_code"] == "430204"
         assert c.get("/divisions/440304").status_code == 404
         assert c.get("/users").status_code == 403
         r = c.patch("/enterprises/1", json={"employees": 1}, headers={"If-Match": '"1"'})

@@ -113,7 +113,6 @@ async def update_enterprise(
         values["geom"] = func.ST_SetSRID(func.ST_MakePoint(patch.lon, patch.lat), 4490)
     if not values:
         raise InvalidInput(detail="nothing to change", detail_zh="没有要修改的字段")
-    values["source"] = f"user:{principal.login}"
     row = (
         await conn.execute(
             update(Enterprise)

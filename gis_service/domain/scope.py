@@ -8,7 +8,6 @@ ancestors contains the user's ``scope_code``.
 from __future__ import annotations
 
 from dataclasses import dataclass
-
 from typing import Any
 
 from sqlalchemy import ColumnElement, select, true

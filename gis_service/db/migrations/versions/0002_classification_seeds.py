@@ -21,9 +21,13 @@ depends_on: str | Sequence[str] | None = None
 RED, ORANGE, YELLOW, BLUE, GREEN = "#e60000", "#ff8c00", "#ffd700", "#1e6fff", "#2e9e44"
 
 # key, title_zh, title_en, basis, classes [(key, zh, en, colour, min, max)] in display order
-SCHEMES: list[tuple[str, str, str, str, list[tuple[str, str, str, str, float | None, float | None]]]] = [
+SCHEMES: list[
+    tuple[str, str, str, str, list[tuple[str, str, str, str, float | None, float | None]]]
+] = [
     (
-        "enterprise_risk_4color", "安全风险四色分级", "Enterprise safety risk (four colours)",
+        "enterprise_risk_4color",
+        "安全风险四色分级",
+        "Enterprise safety risk (four colours)",
         "安委办〔2016〕11号",
         [
             ("red", "重大风险", "Major risk", RED, None, None),
@@ -33,14 +37,19 @@ SCHEMES: list[tuple[str, str, str, str, list[tuple[str, str, str, str, float | N
         ],
     ),
     (
-        "hazard_level", "事故隐患等级", "Hidden-hazard level", "安全生产事故隐患排查治理暂行规定（16号令）",
+        "hazard_level",
+        "事故隐患等级",
+        "Hidden-hazard level",
+        "安全生产事故隐患排查治理暂行规定（16号令）",
         [
             ("major", "重大事故隐患", "Major hazard", RED, None, None),
             ("general", "一般事故隐患", "General hazard", YELLOW, None, None),
         ],
     ),
     (
-        "geohazard_danger_grade", "地质灾害险情等级", "Geohazard danger grade (threatened people)",
+        "geohazard_danger_grade",
+        "地质灾害险情等级",
+        "Geohazard danger grade (threatened people)",
         "国家突发地质灾害应急预案",
         [
             ("I", "特大型（Ⅰ级）", "Grade I (very large)", RED, 1000, None),
@@ -50,7 +59,9 @@ SCHEMES: list[tuple[str, str, str, str, list[tuple[str, str, str, str, float | N
         ],
     ),
     (
-        "geohazard_risk_zone", "地质灾害风险区等级", "Geohazard risk zone level",
+        "geohazard_risk_zone",
+        "地质灾害风险区等级",
+        "Geohazard risk zone level",
         "全国地质灾害防治“十四五”规划",
         [
             ("very_high", "极高风险", "Very high", RED, None, None),
@@ -60,7 +71,9 @@ SCHEMES: list[tuple[str, str, str, str, list[tuple[str, str, str, str, float | N
         ],
     ),
     (
-        "forest_fire_danger_5", "森林火险等级", "Forest-fire danger level (ascending)",
+        "forest_fire_danger_5",
+        "森林火险等级",
+        "Forest-fire danger level (ascending)",
         "QX/T 77-2007；GB/T 36743-2018；指数分档 LY/T 1172-95",
         [
             ("1", "一级 低度危险", "Level 1 low", GREEN, 0, 25),
@@ -71,7 +84,10 @@ SCHEMES: list[tuple[str, str, str, str, list[tuple[str, str, str, str, float | N
         ],
     ),
     (
-        "warning_4color", "预警等级", "Warning level", "气象灾害预警信号；突发事件预警分级",
+        "warning_4color",
+        "预警等级",
+        "Warning level",
+        "气象灾害预警信号；突发事件预警分级",
         [
             ("red", "红色预警（Ⅰ级）", "Red (I)", RED, None, None),
             ("orange", "橙色预警（Ⅱ级）", "Orange (II)", ORANGE, None, None),
@@ -80,7 +96,10 @@ SCHEMES: list[tuple[str, str, str, str, list[tuple[str, str, str, str, float | N
         ],
     ),
     (
-        "shelter_grade", "应急避难场所等级", "Shelter grade", "GB/T 44013-2024",
+        "shelter_grade",
+        "应急避难场所等级",
+        "Shelter grade",
+        "GB/T 44013-2024",
         [
             ("province", "省级", "Province", "#00441b", None, None),
             ("city", "市级", "City", "#1b7837", None, None),
@@ -90,7 +109,10 @@ SCHEMES: list[tuple[str, str, str, str, list[tuple[str, str, str, str, float | N
         ],
     ),
     (
-        "incident_level_4", "突发事件等级", "Incident level", "突发事件应对法",
+        "incident_level_4",
+        "突发事件等级",
+        "Incident level",
+        "突发事件应对法",
         [
             ("I", "特别重大（Ⅰ级）", "Especially major (I)", RED, None, None),
             ("II", "重大（Ⅱ级）", "Major (II)", ORANGE, None, None),
@@ -118,8 +140,16 @@ def upgrade() -> None:
                 " VALUES (:sid, :key, :zh, :en, :ord, :color, :lo, :hi, 'seed')"
             ),
             [
-                {"sid": scheme_id, "key": k, "zh": zh, "en": en, "ord": i + 1, "color": c,
-                 "lo": lo, "hi": hi}
+                {
+                    "sid": scheme_id,
+                    "key": k,
+                    "zh": zh,
+                    "en": en,
+                    "ord": i + 1,
+                    "color": c,
+                    "lo": lo,
+                    "hi": hi,
+                }
                 for i, (k, zh, en, c, lo, hi) in enumerate(classes)
             ],
         )
