@@ -205,19 +205,17 @@ async def _create_demo_users(url: str, settings: Settings) -> list[tuple[str, st
 
 
 def _print_tokens(rows: list[tuple[str, str, str, str]], settings: Settings) -> None:
-    table = Table(title="demo users (one per role)")
-    for col in ("login", "role", "scope", "token"):
-        table.add_column(col, overflow="fold")
-    for row in rows:
-        table.add_row(*row)
-    out.print(table)
+    out.print("[bold]demo users, one per role[/] (login, role, scope, token):")
+    for login, role, scope, token in rows:
+        # Plain print: a token must never be wrapped or styled by the terminal renderer.
+        print(f"  {login:<16} {role:<12} {scope:<7} {token}")
     path = Path(settings.db.data_dir) / "demo-tokens.txt"
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as fh:
         for login, role, scope, token in rows:
             fh.write(f"{login}\t{role}\t{scope}\t{token}\n")
-    out.print(f"tokens also saved to {path} (mode 600)")
+    out.print(f"tokens also saved to {path} (mode 600); use one as 'Authorization: Bearer <token>'")
 
 
 @demo_app.command("load")

@@ -138,6 +138,9 @@ def test_grid_scope_and_pii_masking(client: TestClient, ids: dict[str, Any]) -> 
     planner = client.get(f"/grids/{ids['grid_a']}", headers=auth("a_planner")).json()
     viewer = client.get(f"/grids/{ids['grid_a']}", headers=auth("a_viewer")).json()
     assert {s["role"] for s in planner["staff"]} == {"grid_worker", "grid_leader"}
+    lon, lat = planner["label_point"]
+    assert 113.0 < lon < 113.3
+    assert 27.8 < lat < 28.1
     for p, v in zip(planner["staff"], viewer["staff"], strict=True):
         assert "*" not in p["phone"]
         assert len(p["phone"]) == 11

@@ -29,7 +29,8 @@ async def get_grid(conn: AsyncConnection, principal: Principal, grid_code: str) 
                 Grid.area_m2,
                 Grid.version,
                 Grid.valid_from,
-                func.ST_AsGeoJSON(func.ST_PointOnSurface(Grid.geom), 6).label("label_point"),
+                func.ST_X(func.ST_PointOnSurface(Grid.geom)).label("label_lon"),
+                func.ST_Y(func.ST_PointOnSurface(Grid.geom)).label("label_lat"),
             )
             .join(AdminDivision, AdminDivision.code == Grid.community_code)
             .where(
@@ -51,6 +52,7 @@ async def get_grid(conn: AsyncConnection, principal: Principal, grid_code: str) 
     ).all()
     out = dict(row._mapping)
     out.pop("id")
+    out["label_point"] = [round(out.pop("label_lon"), 6), round(out.pop("label_lat"), 6)]
     out["valid_from"] = row.valid_from.isoformat()
     out["staff"] = [
         {
