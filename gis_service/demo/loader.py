@@ -145,6 +145,7 @@ class Loader:
                 copy.write_row(row)
                 if i % step == 0:
                     self.progress(table, i, n)
+        self.progress(table, n, n)
         if stamp:
             self.progress(f"{table}: stamping", 0, 1)
             self.conn.execute(sql.SQL("CREATE INDEX ON {} USING gist (geom)").format(stage))
@@ -164,7 +165,6 @@ class Loader:
             )
             self.conn.execute(sql.SQL("DROP TABLE {}").format(stage))
             self.progress(f"{table}: stamping", 1, 1)
-        self.progress(table, n, n)
         self.conn.execute(
             sql.SQL("SELECT setval(pg_get_serial_sequence({}, 'id'), {})").format(
                 sql.Literal(table), sql.Literal(max(ids[-1] if ids else 1, 1))
