@@ -14,7 +14,7 @@ help:
 	@echo "make demo   - install everything, start PostGIS, load the 石峰区 demo, serve http://$(HOST):$(PORT)"
 	@echo "make test   - install everything and run lint + the test suite against a throw-away PostGIS"
 	@echo "make lint   - ruff, ruff format --check, mypy --strict, import-linter"
-	@echo "make bench  - load-time benchmark of the city-scale demo (writes benchmarks/)"
+	@echo "make bench  - demo load times and the import benchmark vs ogr2ogr (writes benchmarks/)"
 
 system:
 	@scripts/install-system.sh
@@ -48,7 +48,9 @@ test: install lint
 	$(BIN)/pytest
 
 bench: install
+	@command -v ogr2ogr >/dev/null || { [ "$$(id -u)" -eq 0 ] && apt-get install -y -qq gdal-bin >/dev/null || sudo apt-get install -y -qq gdal-bin >/dev/null; }
 	$(BIN)/python benchmarks/bench_demo_load.py
+	$(BIN)/python benchmarks/bench_import.py
 
 clean:
 	-$(BIN)/gis-service db down

@@ -269,6 +269,177 @@ def demo_load(
         _print_tokens(rows, settings)
 
 
+# ------------------------------------------------------------------------ import
+def _print_report(report: dict[str, Any]) -> None:
+    status = report["status"]
+    colour = {"succeeded": "green", "checked": "cyan"}.get(status, "red")
+    out.print(
+        f"[bold {colour}]{status}[/]  {report['file_name']} → {report['target']}"
+        f"  (batch {report['batch_id']}{', already imported' if report['reused'] else ''})"
+    )
+    facts = Table(show_header=False, box=None)
+    facts.add_column()
+    facts.add_column()
+    for label, key in (
+        ("format / 格式", "format"),
+        ("layer / 图层", "layer"),
+        ("encoding / 编码", "encoding"),
+        ("CRS / 坐标系", "crs"),
+        ("rows read / 读取", "rows_read"),
+        ("inserted / 新增", "rows_inserted"),
+        ("updated / 更新", "rows_updated"),
+        ("rejected / 拒绝", "rows_rejected"),
+        ("repaired / 修复", "rows_repaired"),
+    ):
+        if report.get(key) not in (None, ""):
+            facts.add_row(label, str(report[key]))
+    out.print(facts)
+    for note in report["notes"]:
+        out.print(f"  • {note}", highlight=False)
+    problems = report["problems"]
+    if problems:
+        table = Table(
+            title=f"problems (first {min(len(problems), 30)} of {report['rows_rejected']} rows)"
+        )
+        for col in ("row / 行", "column / 列", "reason / 原因"):
+            table.add_column(col, overflow="fold")
+        for prob in problems[:30]:
+            reason = prob["reason_zh"] + " / " + prob["reason"]
+            if prob["repaired"]:
+                reason = "[yellow](repaired 已修复)[/] " + reason
+            table.add_row(str(prob["row"]), prob["column"] or "", reason)
+        out.print(table)
+    if report["error_detail"]:
+        err.print(f"[red]{report['error_detail_zh'] or ''}[/]\n{report['error_detail']}")
+
+
+def _pairs(items: list[str] | None, flag: str, shape: str) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key or not value:
+            err.print(f"{flag} must look like {shape}, got {item!r}")
+            raise typer.Exit(code=2)
+        out[key] = value
+    return out
+
+
+@app.command("import")
+def import_file(  # noqa: PLR0917 - one option per flag
+    target: Annotated[
+        str, typer.Argument(help="enterprise, building, geohazard_point, … (see --help-targets)")
+    ],
+    file: Annotated[
+        Path, typer.Argument(help="SHP (folder/.shp/.zip), GPKG, GeoJSON, CSV or XLSX")
+    ],
+    crs: Annotated[
+        str | None,
+        typer.Option(help="EPSG:4547, cgcs2000, wgs84, gcj02 or bd09 (overrides the file)"),
+    ] = None,
+    encoding: Annotated[
+        str | None, typer.Option(help="text encoding, e.g. gbk (overrides detection)")
+    ] = None,
+    layer: Annotated[str | None, typer.Option(help="GeoPackage layer")] = None,
+    sheet: Annotated[str | None, typer.Option(help="Excel sheet")] = None,
+    map_: Annotated[
+        list[str] | None,
+        typer.Option("--map", help="源列=field (repeatable); field lon/lat picks coordinates"),
+    ] = None,
+    set_: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="field=value for a field the file lacks (repeatable)"),
+    ] = None,
+    skip_bad_rows: Annotated[
+        bool, typer.Option("--skip-bad-rows", help="load good rows, report the rest")
+    ] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="check everything, write nothing")
+    ] = False,
+    scope: Annotated[str | None, typer.Option(help="refuse rows outside this admin code")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print the report as JSON")] = False,
+) -> None:
+    """Import a file into a table: detect encoding and CRS, map columns, validate, merge."""
+    import json as _json
+
+    from etl.pipeline import ImportOptions, run_import
+
+    overrides = _pairs(map_, "--map", "源列=field")
+    constants = _pairs(set_, "--set", "field=value")
+    if not file.exists():
+        err.print(f"no such file: {file}")
+        raise typer.Exit(code=2)
+    settings = _settings()
+    url = _url(settings)
+    options = ImportOptions(
+        target=target,
+        crs=crs,
+        encoding=encoding,
+        layer=layer,
+        sheet=sheet,
+        mapping=overrides,
+        constants=constants,
+        skip_bad_rows=skip_bad_rows,
+        dry_run=dry_run,
+    )
+    with _errors():
+        if as_json:
+            report = run_import(
+                url, file, options, limits=settings.etl, scope_code=scope, actor="cli"
+            )
+        else:
+            with _progress() as bar:
+                report = run_import(
+                    url,
+                    file,
+                    options,
+                    limits=settings.etl,
+                    scope_code=scope,
+                    actor="cli",
+                    progress=_Bars(bar),
+                )
+    data = report.as_dict()
+    if as_json:
+        print(_json.dumps(data, ensure_ascii=False, indent=2))
+    else:
+        _print_report(data)
+    if report.status not in ("succeeded", "checked"):
+        raise typer.Exit(code=1)
+
+
+@app.command("export")
+def export_file(  # noqa: PLR0917 - one option per flag
+    target: Annotated[str, typer.Argument(help="enterprise, building, geohazard_point, …")],
+    fmt: Annotated[
+        str, typer.Option("-f", "--format", help="geojson, gpkg, shp, csv or xlsx")
+    ] = "gpkg",
+    crs: Annotated[
+        str,
+        typer.Option(
+            help="cgcs2000 (default), wgs84, EPSG:…, or gcj02/bd09 for Amap/Baidu overlays"
+        ),
+    ] = "cgcs2000",
+    encoding: Annotated[str, typer.Option(help="text encoding for shp/csv: utf-8, gbk")] = "utf-8",
+    admin: Annotated[str | None, typer.Option(help="only rows under this admin code")] = None,
+    output: Annotated[Path, typer.Option("-o", "--output", help="folder to write into")] = Path(
+        "."
+    ),
+) -> None:
+    """Export a table to a file bureaus can open (coordinates labelled in the file name)."""
+    import psycopg
+
+    from etl.export import export_table
+    from gis_service.demo.loader import psycopg_conninfo
+
+    settings = _settings()
+    url = _url(settings)
+    output.mkdir(parents=True, exist_ok=True)
+    with _errors(), psycopg.connect(psycopg_conninfo(url)) as conn:
+        result = export_table(
+            conn, target, fmt, output, scope_code=None, admin_code=admin, crs=crs, encoding=encoding
+        )
+    out.print(f"{result.rows:,} rows → {result.path}  ({result.crs_label})")
+
+
 # ------------------------------------------------------------------------- users
 @users_app.command("add")
 def users_add(

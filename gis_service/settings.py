@@ -70,6 +70,22 @@ class ApiSettings(BaseSettings):
     web_dir: Path | None = None
 
 
+class EtlSettings(BaseSettings):
+    """Limits of imports: what a file may cost before it is refused."""
+
+    model_config = SettingsConfigDict(env_prefix="GIS_ETL_", env_file=".env", extra="ignore")
+
+    #: Upload cap for ``POST /imports`` (bytes).
+    max_upload_bytes: int = Field(default=512 * 1024 * 1024, ge=1024)
+    max_rows: int = Field(default=2_000_000, ge=1)
+    max_columns: int = Field(default=500, ge=1)
+    #: Memory (address space) and wall-clock limits of the parsing child process.
+    parse_memory_mb: int = Field(default=6144, ge=256)
+    parse_seconds: float = Field(default=600.0, gt=0)
+    #: Where uploads wait while their import runs.
+    upload_dir: Path = Path(".gis-data/uploads")
+
+
 class Settings(BaseSettings):
     """Everything configurable, grouped; build with :func:`load_settings`."""
 
@@ -79,6 +95,7 @@ class Settings(BaseSettings):
     db: DatabaseSettings = Field(default_factory=DatabaseSettings)
     auth: AuthSettings = Field(default_factory=AuthSettings)
     api: ApiSettings = Field(default_factory=ApiSettings)
+    etl: EtlSettings = Field(default_factory=EtlSettings)
 
     @model_validator(mode="after")
     def _prod_is_strict(self) -> Self:

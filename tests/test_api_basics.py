@@ -29,7 +29,12 @@ def test_live_ready_version(client: TestClient) -> None:
     assert client.get("/health/live").json() == {"status": "ok"}
     ready = client.get("/health/ready")
     assert ready.status_code == 200
-    assert ready.json()["schema_revision"] == "0002"
+    from alembic.script import ScriptDirectory
+
+    from gis_service.db.migrate import alembic_config
+
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    assert ready.json()["schema_revision"] == head
     assert client.get("/version").json()["name"] == "gis-service"
 
 

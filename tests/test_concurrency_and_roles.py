@@ -22,6 +22,9 @@ SAMPLE = {
     "grid_code": "430204001001001",
     "enterprise_id": "1",
     "key": "hazard_level",
+    "batch_id": "1",
+    "target": "enterprise",
+    "fmt": "csv",
 }
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -14,7 +15,7 @@ from starlette.staticfiles import StaticFiles
 from gis_service import __version__
 from gis_service.api import errors
 from gis_service.api.middleware import BodyLimitMiddleware, RequestIdMiddleware
-from gis_service.api.routes import enterprises, health, reference, users
+from gis_service.api.routes import enterprises, exports, health, imports, reference, users
 from gis_service.db.engine import make_async_engine, resolve_url
 from gis_service.settings import Settings, load_settings
 
@@ -46,9 +47,14 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
         url = database_url or resolve_url(settings.db)
         engine = make_async_engine(url, settings.db)
         app.state.engine = engine
+        app.state.database_url = url
+        app.state.import_jobs = set()
         try:
             yield
         finally:
+            if app.state.import_jobs:
+                # Imports run in threads; let them finish their transaction before the pool goes.
+                await asyncio.wait(app.state.import_jobs, timeout=60)
             await engine.dispose()
 
     docs = settings.api.docs
@@ -63,7 +69,7 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
     )
     app.state.settings = settings
     errors.install(app)
-    for module in (health, users, reference, enterprises):
+    for module in (health, users, reference, enterprises, imports, exports):
         app.include_router(module.api)
 
     web_dir = settings.api.web_dir or _default_web_dir()
@@ -75,7 +81,11 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
         async def home() -> HTMLResponse:
             return HTMLResponse('<a href="/docs">gis-service API</a>')
 
-    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.api.max_body_bytes)
+    app.add_middleware(
+        BodyLimitMiddleware,
+        max_bytes=settings.api.max_body_bytes,
+        overrides={"/imports": settings.etl.max_upload_bytes},
+    )
     app.add_middleware(TrustedHostMiddleware, allowed_hosts=settings.api.allowed_hosts)
     app.add_middleware(RequestIdMiddleware)
     return app

@@ -37,19 +37,32 @@ class RequestIdMiddleware:
 
 
 class BodyLimitMiddleware:
-    """Refuse bodies over ``max_bytes`` (by Content-Length, and by counting when chunked)."""
+    """Refuse bodies over ``max_bytes`` (by Content-Length, and by counting when chunked).
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    ``overrides`` raises the cap for path prefixes that take files (uploads).
+    """
+
+    def __init__(
+        self, app: ASGIApp, max_bytes: int, overrides: dict[str, int] | None = None
+    ) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.overrides = overrides or {}
+
+    def _cap(self, path: str) -> int:
+        for prefix, cap in self.overrides.items():
+            if path == prefix or path.startswith(prefix + "/"):
+                return cap
+        return self.max_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Answer 413 before reading an oversized body, or stop reading one mid-way."""
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        cap = self._cap(scope["path"])
         length = dict(scope["headers"]).get(b"content-length")
-        if length is not None and (not length.isdigit() or int(length) > self.max_bytes):
+        if length is not None and (not length.isdigit() or int(length) > cap):
             await _send_413(scope, send)
             return
         seen = 0
@@ -59,8 +72,8 @@ class BodyLimitMiddleware:
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
-                if seen > self.max_bytes:
-                    raise TooLarge(detail=f"request body over {self.max_bytes} bytes")
+                if seen > cap:
+                    raise TooLarge(detail=f"request body over {cap} bytes")
             return message
 
         await self.app(scope, counting_receive, send)

@@ -308,6 +308,9 @@ class Grid(Common, Base):
     )
     responsible_body: Mapped[str | None] = mapped_column(Text)
     remark: Mapped[str | None] = mapped_column(Text)
+    attributes: Mapped[dict[str, Any]] = mapped_column(
+        JSONB, nullable=False, server_default=text("'{}'::jsonb")
+    )
 
     __table_args__ = (
         CheckConstraint(r"grid_code ~ '^\d{15}$'", name="grid_code_15"),
@@ -495,6 +498,9 @@ class SafetyHazard(Located, Base):
         DateTime(timezone=True), nullable=False, server_default=func.now()
     )
     closed_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    attributes: Mapped[dict[str, Any]] = mapped_column(
+        JSONB, nullable=False, server_default=text("'{}'::jsonb")
+    )
 
     @classmethod
     def _located_args(cls) -> tuple[Any, ...]:
@@ -550,6 +556,9 @@ class GeohazardPoint(Located, Base):
     two_cards_issued: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default="false")
     closed: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default="false")
     geom: Mapped[Any] = mapped_column(geometry("POINT"), nullable=False)
+    attributes: Mapped[dict[str, Any]] = mapped_column(
+        JSONB, nullable=False, server_default=text("'{}'::jsonb")
+    )
 
     @classmethod
     def _located_args(cls) -> tuple[Any, ...]:
@@ -579,6 +588,9 @@ class GeohazardZone(Located, Base):
     households: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
     people: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
     geom: Mapped[Any] = mapped_column(geometry("MULTIPOLYGON"), nullable=False)
+    attributes: Mapped[dict[str, Any]] = mapped_column(
+        JSONB, nullable=False, server_default=text("'{}'::jsonb")
+    )
 
     @classmethod
     def _located_args(cls) -> tuple[Any, ...]:
@@ -609,6 +621,9 @@ class Shelter(Located, Base):
     )
     status: Mapped[str] = mapped_column(String(8), nullable=False, server_default="closed")
     current_occupancy: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
+    attributes: Mapped[dict[str, Any]] = mapped_column(
+        JSONB, nullable=False, server_default=text("'{}'::jsonb")
+    )
 
     @classmethod
     def _located_args(cls) -> tuple[Any, ...]:
@@ -661,6 +676,9 @@ class ForestPatch(Located, Base):
     fuel_load: Mapped[float | None] = mapped_column(Float)
     area_ha: Mapped[float | None] = mapped_column(Float)
     geom: Mapped[Any] = mapped_column(geometry("MULTIPOLYGON"), nullable=False)
+    attributes: Mapped[dict[str, Any]] = mapped_column(
+        JSONB, nullable=False, server_default=text("'{}'::jsonb")
+    )
 
     @classmethod
     def _located_args(cls) -> tuple[Any, ...]:
@@ -688,6 +706,9 @@ class FirePoint(Located, Base):
     )
     verified_by: Mapped[str | None] = mapped_column(Text)
     fed_back_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    attributes: Mapped[dict[str, Any]] = mapped_column(
+        JSONB, nullable=False, server_default=text("'{}'::jsonb")
+    )
 
     @classmethod
     def _located_args(cls) -> tuple[Any, ...]:
@@ -738,6 +759,9 @@ class BarrierLine(Located, Base):
     kind: Mapped[str] = mapped_column(String(12), nullable=False)
     name: Mapped[str | None] = mapped_column(Text)
     geom: Mapped[Any] = mapped_column(geometry("MULTILINESTRING"), nullable=False)
+    attributes: Mapped[dict[str, Any]] = mapped_column(
+        JSONB, nullable=False, server_default=text("'{}'::jsonb")
+    )
 
     @classmethod
     def _located_args(cls) -> tuple[Any, ...]:
@@ -901,6 +925,61 @@ class AuditLog(Base):
         CheckConstraint(one_of("action", ("INSERT", "UPDATE", "DELETE", "BULK")), name="action"),
         Index("ix_audit_log_row", "table_name", "row_id"),
         Index("ix_audit_log_at", "at"),
+    )
+
+
+class ImportBatch(Common, Base):
+    """One import of one file: what was read, how, by whom, and what it did.
+
+    The row is written before the import transaction and finished after it, so a failed
+    import still leaves its report. ``file_sha256`` + target + scope make re-imports of
+    the same file idempotent.
+    """
+
+    __tablename__ = "import_batch"
+
+    target: Mapped[str] = mapped_column(String(32), nullable=False)
+    file_name: Mapped[str] = mapped_column(Text, nullable=False)
+    file_sha256: Mapped[str] = mapped_column(String(64), nullable=False)
+    file_bytes: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    fmt: Mapped[str | None] = mapped_column(String(12))
+    layer: Mapped[str | None] = mapped_column(Text)
+    encoding: Mapped[str | None] = mapped_column(String(20))
+    source_crs: Mapped[str | None] = mapped_column(String(12))
+    crs_label: Mapped[str | None] = mapped_column(Text)
+    options: Mapped[dict[str, Any]] = mapped_column(
+        JSONB, nullable=False, server_default=text("'{}'::jsonb")
+    )
+    status: Mapped[str] = mapped_column(String(12), nullable=False, server_default="pending")
+    rows_read: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
+    rows_inserted: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
+    rows_updated: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
+    rows_rejected: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
+    rows_repaired: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
+    #: The first problems (row, column, reason), capped; the count is ``rows_rejected``.
+    problems: Mapped[list[dict[str, Any]]] = mapped_column(
+        JSONB, nullable=False, server_default=text("'[]'::jsonb")
+    )
+    notes: Mapped[list[str]] = mapped_column(
+        JSONB, nullable=False, server_default=text("'[]'::jsonb")
+    )
+    timings: Mapped[dict[str, float]] = mapped_column(
+        JSONB, nullable=False, server_default=text("'{}'::jsonb")
+    )
+    error_code: Mapped[str | None] = mapped_column(String(40))
+    error_detail: Mapped[str | None] = mapped_column(Text)
+    actor: Mapped[str | None] = mapped_column(Text)
+    scope_code: Mapped[str | None] = mapped_column(String(12))
+    started_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (
+        CheckConstraint(
+            one_of("status", ("pending", "running", "succeeded", "failed", "checked")),
+            name="status",
+        ),
+        CheckConstraint(r"file_sha256 ~ '^[0-9a-f]{64}$'", name="sha256"),
+        Index("ix_import_batch_file", "target", "file_sha256", "scope_code"),
     )
 
 

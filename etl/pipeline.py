@@ -1,0 +1,585 @@
+"""One import from file to table: read → map columns → coordinates → validate → load.
+
+The ``import_batch`` row is written before the import transaction and finished after it,
+so a refused file still leaves its report; the rows themselves are all or nothing
+(``skip_bad_rows`` loads the good ones and reports the rest). Importing the same file
+again into the same target and area returns the earlier report and changes nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import psycopg
+import shapely
+from pyproj import CRS
+
+from etl import coords, mapping
+from etl.load import LoadInput, geometry_kind, load_rows
+from etl.model import FileRejected, RowProblem, SourceTable
+from etl.sandbox import run_limited
+from gis_service.errors import BadParameter, GisError
+from gis_service.settings import EtlSettings
+from gis_service.types import STORAGE_SRID
+
+#: Problems kept in the batch row and shown in reports (the count is always complete).
+MAX_REPORTED_PROBLEMS = 1000
+
+Progress = Callable[[str, int, int], None]
+
+
+def _quiet(step: str, done: int, total: int) -> None:
+    return None
+
+
+@dataclass
+class ImportOptions:
+    """What the user asked for (CLI flags or API form fields)."""
+
+    target: str
+    crs: str | None = None
+    encoding: str | None = None
+    layer: str | None = None
+    sheet: str | None = None
+    mapping: dict[str, str] = field(default_factory=dict)
+    #: Values for fields the file lacks (``--set kind=school``).
+    constants: dict[str, str] = field(default_factory=dict)
+    skip_bad_rows: bool = False
+    dry_run: bool = False
+
+    def as_dict(self) -> dict[str, Any]:
+        """For the batch row."""
+        return {
+            "crs": self.crs,
+            "encoding": self.encoding,
+            "layer": self.layer,
+            "sheet": self.sheet,
+            "mapping": self.mapping,
+            "constants": self.constants,
+            "skip_bad_rows": self.skip_bad_rows,
+            "dry_run": self.dry_run,
+        }
+
+
+@dataclass
+class ImportReport:
+    """What an import did (or would do, for a dry run)."""
+
+    target: str
+    file_name: str
+    status: str = "pending"
+    batch_id: int | None = None
+    fmt: str | None = None
+    layer: str | None = None
+    encoding: str | None = None
+    source_crs: str | None = None
+    crs_label: str | None = None
+    rows_read: int = 0
+    rows_inserted: int = 0
+    rows_updated: int = 0
+    rows_rejected: int = 0
+    rows_repaired: int = 0
+    problems: list[RowProblem] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+    reused: bool = False
+    error_code: str | None = None
+    error_detail: str | None = None
+    error_detail_zh: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON form (``--json`` and the API)."""
+        return {
+            "batch_id": self.batch_id,
+            "status": self.status,
+            "target": self.target,
+            "file_name": self.file_name,
+            "format": self.fmt,
+            "layer": self.layer,
+            "encoding": self.encoding,
+            "source_crs": self.source_crs,
+            "crs": self.crs_label,
+            "rows_read": self.rows_read,
+            "rows_inserted": self.rows_inserted,
+            "rows_updated": self.rows_updated,
+            "rows_rejected": self.rows_rejected,
+            "rows_repaired": self.rows_repaired,
+            "problems": [p.as_dict() for p in self.problems[:MAX_REPORTED_PROBLEMS]],
+            "notes": self.notes,
+            "timings": {k: round(v, 3) for k, v in self.timings.items()},
+            "reused": self.reused,
+            "error_code": self.error_code,
+            "error_detail": self.error_detail,
+            "error_detail_zh": self.error_detail_zh,
+        }
+
+
+# ----------------------------------------------------------------------------- reading
+def _read_portable(path: str, **kwargs: Any) -> dict[str, Any]:
+    """Runs in the sandbox child: read the file, return picklable parts (geometry as WKB)."""
+    from etl.readers import read_file
+
+    table = read_file(Path(path), **kwargs)
+    return {
+        "frame": table.frame,
+        "wkb": None if table.geometry is None else shapely.to_wkb(table.geometry),
+        "crs": None if table.crs is None else table.crs.to_wkt(),
+        "encoding": table.encoding,
+        "layer": table.layer,
+        "rows": table.source_rows,
+        "fmt": table.fmt,
+        "notes": table.notes,
+    }
+
+
+def read_sandboxed(path: Path, options: ImportOptions, limits: EtlSettings) -> SourceTable:
+    """Parse ``path`` in a memory- and time-limited child process."""
+    parts = run_limited(
+        _read_portable,
+        str(path),
+        layer=options.layer,
+        sheet=options.sheet,
+        encoding=options.encoding,
+        max_rows=limits.max_rows,
+        max_columns=limits.max_columns,
+        memory_mb=limits.parse_memory_mb,
+        seconds=limits.parse_seconds,
+    )
+    wkb = parts["wkb"]
+    return SourceTable(
+        frame=parts["frame"],
+        geometry=None if wkb is None else shapely.from_wkb(wkb),
+        crs=None if parts["crs"] is None else CRS.from_wkt(parts["crs"]),
+        encoding=parts["encoding"],
+        layer=parts["layer"],
+        source_rows=np.asarray(parts["rows"], dtype=np.int64),
+        fmt=parts["fmt"],
+        notes=list(parts["notes"]),
+    )
+
+
+def file_digest(path: Path) -> tuple[str, int]:
+    """SHA-256 and size of a file, or of every file of a folder (Shapefile folders)."""
+    h = hashlib.sha256()
+    size = 0
+    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    for f in files:
+        if path.is_dir():
+            h.update(str(f.relative_to(path)).encode())
+        with f.open("rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                h.update(chunk)
+                size += len(chunk)
+    return h.hexdigest(), size
+
+
+# ------------------------------------------------------------------------- preparing
+@dataclass
+class Prepared:
+    """Rows converted and validated, ready for :func:`etl.load.load_rows`."""
+
+    data: LoadInput
+    rows_read: int
+    problems: list[RowProblem]
+    notes: list[str]
+    fmt: str
+    layer: str | None
+    encoding: str | None
+    choice: coords.CrsChoice | None
+
+
+def _to_ewkb_hex(geoms: np.ndarray[Any, Any], kind: str | None) -> list[str | None]:
+    """Hex EWKB in the storage SRID, promoted to Multi* where the column is Multi*."""
+    out: list[str | None] = [None] * len(geoms)
+    present = np.array([g is not None for g in geoms], dtype=bool)
+    if not present.any():
+        return out
+    geo = geoms[present]
+    if kind in ("MULTIPOLYGON", "MULTILINESTRING"):
+        parts, index = shapely.get_parts(geo, return_index=True)
+        build = shapely.multipolygons if kind == "MULTIPOLYGON" else shapely.multilinestrings
+        geo = build(parts, indices=index)
+    hexes = shapely.to_wkb(shapely.set_srid(geo, STORAGE_SRID), hex=True, include_srid=True)
+    for i, h in zip(np.flatnonzero(present), hexes, strict=True):
+        out[int(i)] = str(h)
+    return out
+
+
+def prepare(
+    table: SourceTable,
+    options: ImportOptions,
+    *,
+    hint_lon: float | None = None,
+    source: str = "import",
+) -> Prepared:
+    """Map, convert, place and validate the rows of ``table`` for ``options.target``."""
+    spec = mapping.TARGETS.get(options.target)
+    if spec is None:
+        names = sorted(mapping.TARGETS)
+        raise BadParameter(
+            detail=f"unknown target {options.target!r}; one of: {', '.join(names)}",
+            detail_zh=f"未知的导入目标 {options.target}；可选：{'、'.join(names)}",
+        )
+    rows = table.source_rows
+    notes = list(table.notes)
+    match = mapping.match_columns(
+        [str(c) for c in table.frame.columns],
+        spec,
+        options.mapping,
+        constants=options.constants or None,
+    )
+    notes += match.notes
+    converted = mapping.convert(table, match, spec)
+    problems: list[RowProblem] = list(converted.problems)
+    ok = np.asarray(converted.ok, dtype=bool).copy()
+
+    kind = geometry_kind(spec.table)
+    choice: coords.CrsChoice | None = None
+    geoms: np.ndarray[Any, Any] | None = None
+    if table.geometry is not None:
+        geoms = np.asarray(table.geometry, dtype=object)
+    known_bad: np.ndarray[Any, Any] | None = None
+    if table.geometry is None and match.lon is not None and match.lat is not None:
+        geoms, point_problems = coords.points_from_columns(
+            table.frame[match.lon].tolist(),
+            table.frame[match.lat].tolist(),
+            rows,
+            lon_column=match.lon,
+            lat_column=match.lat,
+        )
+        problems += point_problems
+        # Rows whose cells could not be read are already reported once.
+        known_bad = np.array([g is None for g in geoms], dtype=bool)
+    if geoms is not None:
+        xy = _first_vertices(geoms)
+        choice = coords.resolve_crs(table.crs, options.crs, xy, hint_lon=hint_lon)
+        if choice.note:
+            notes.append(choice.note)
+        geoms = coords.to_storage(geoms, choice)
+        expect = None if kind is None else _expect(kind)
+        geoms, geo_ok, geo_problems, geo_notes = coords.validate(
+            geoms,
+            rows,
+            expect=expect,
+            allow_missing=_geometry_optional(spec.table),
+            known_bad=known_bad,
+        )
+        problems += geo_problems
+        notes += geo_notes
+        ok &= np.asarray(geo_ok, dtype=bool)
+    elif kind is not None and not _geometry_optional(spec.table):
+        raise FileRejected(
+            "the file has no geometry and no longitude/latitude columns"
+            " (name them, or use --map 列名=lon --map 列名=lat)",
+            "文件没有几何，也没有经纬度列（请指定：--map 列名=lon --map 列名=lat）",
+            code="no_coordinates",
+        )
+
+    keep = np.flatnonzero(ok)
+    columns = list(converted.records)
+    data = LoadInput(
+        table=spec.table,
+        columns=columns,
+        values=[[converted.records[c][i] for i in keep] for c in columns],
+        geometry_hex=([None] * len(keep) if geoms is None else _to_ewkb_hex(geoms[keep], kind)),
+        attributes=[converted.attributes[i] for i in keep],
+        rows=[int(rows[i]) for i in keep],
+        natural_key=tuple(spec.natural_key),
+        source=source,
+        source_crs=None if choice is None else choice.source_crs,
+    )
+    return Prepared(
+        data=data,
+        rows_read=len(table),
+        problems=sorted(problems, key=lambda p: (p.row, p.column or "")),
+        notes=notes,
+        fmt=table.fmt,
+        layer=table.layer,
+        encoding=table.encoding,
+        choice=choice,
+    )
+
+
+def _first_vertices(geoms: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+    """First vertex of each geometry as (n, 2), NaN where absent: what CRS detection reads."""
+    out = np.full((len(geoms), 2), np.nan)
+    present = np.flatnonzero([g is not None for g in geoms])
+    if len(present):
+        xy, index = shapely.get_coordinates(geoms[present], return_index=True)
+        owners, first = np.unique(index, return_index=True)
+        out[present[owners]] = xy[first]
+    return out
+
+
+def _expect(kind: str) -> str:
+    if "POLYGON" in kind:
+        return "polygon"
+    if "LINE" in kind:
+        return "line"
+    return "point"
+
+
+def _geometry_optional(table: str) -> bool:
+    from gis_service.db.models import Base
+
+    column = Base.metadata.tables[table].c.get("geom")
+    return column is not None and bool(column.nullable)
+
+
+# --------------------------------------------------------------------------- running
+@contextmanager
+def _timed(timings: dict[str, float], name: str) -> Iterator[None]:
+    t0 = time.perf_counter()
+    try:
+        yield
+    finally:
+        timings[name] = timings.get(name, 0.0) + time.perf_counter() - t0
+
+
+def _conninfo(url: str) -> str:
+    return "postgresql://" + url.split("://", 1)[1]
+
+
+def _reuse(
+    conn: psycopg.Connection[Any], target: str, sha: str, scope: str | None
+) -> ImportReport | None:
+    row = conn.execute(
+        "SELECT id, file_name, fmt, layer, encoding, source_crs, crs_label, rows_read,"
+        " rows_inserted, rows_updated, rows_rejected, rows_repaired, notes, timings"
+        " FROM import_batch WHERE target = %s AND file_sha256 = %s"
+        " AND scope_code IS NOT DISTINCT FROM %s AND status = 'succeeded'"
+        " ORDER BY id DESC LIMIT 1",
+        (target, sha, scope),
+    ).fetchone()
+    if row is None:
+        return None
+    return ImportReport(
+        target=target,
+        file_name=row[1],
+        status="succeeded",
+        batch_id=row[0],
+        fmt=row[2],
+        layer=row[3],
+        encoding=row[4],
+        source_crs=row[5],
+        crs_label=row[6],
+        rows_read=row[7],
+        rows_inserted=row[8],
+        rows_updated=row[9],
+        rows_rejected=row[10],
+        rows_repaired=row[11],
+        notes=[*row[12], "this file was already imported (same content): nothing changed"],
+        timings=row[13],
+        reused=True,
+    )
+
+
+def _finish(conn: psycopg.Connection[Any], report: ImportReport) -> None:
+    conn.execute(
+        "UPDATE import_batch SET status = %s, fmt = %s, layer = %s, encoding = %s,"
+        " source_crs = %s, crs_label = %s, rows_read = %s, rows_inserted = %s,"
+        " rows_updated = %s, rows_rejected = %s, rows_repaired = %s, problems = %s,"
+        " notes = %s, timings = %s, error_code = %s, error_detail = %s, finished_at = now()"
+        " WHERE id = %s",
+        (
+            report.status,
+            report.fmt,
+            report.layer,
+            report.encoding,
+            report.source_crs,
+            report.crs_label,
+            report.rows_read,
+            report.rows_inserted,
+            report.rows_updated,
+            report.rows_rejected,
+            report.rows_repaired,
+            json.dumps(
+                [p.as_dict() for p in report.problems[:MAX_REPORTED_PROBLEMS]], ensure_ascii=False
+            ),
+            json.dumps(report.notes, ensure_ascii=False),
+            json.dumps({k: round(v, 3) for k, v in report.timings.items()}),
+            report.error_code,
+            report.error_detail,
+            report.batch_id,
+        ),
+    )
+    conn.commit()
+
+
+def scope_hint_lon(conn: psycopg.Connection[Any], scope_code: str | None) -> float | None:
+    """Longitude of the user's area: the Gauss-Krüger zone to assume when a file has none."""
+    if scope_code is None:
+        return None
+    row = conn.execute(
+        "SELECT ST_X(label_point) FROM admin_division WHERE code = %s", (scope_code,)
+    ).fetchone()
+    return None if row is None or row[0] is None else float(row[0])
+
+
+def run_import(
+    url: str,
+    path: Path,
+    options: ImportOptions,
+    *,
+    limits: EtlSettings,
+    actor: str | None = None,
+    scope_code: str | None = None,
+    batch_id: int | None = None,
+    progress: Progress | None = None,
+) -> ImportReport:
+    """Import ``path`` into ``options.target`` as ``actor`` limited to ``scope_code``.
+
+    Args:
+        url: database URL.
+        path: the file (or Shapefile folder).
+        options: target and choices.
+        limits: caps and sandbox limits.
+        actor: login recorded in the batch and audit rows.
+        scope_code: the importer's area; rows outside it are refused (None: nationwide).
+        batch_id: an ``import_batch`` row created earlier (API uploads); else one is made.
+        progress: callback ``(step, done, total)``.
+    """
+    say = progress or _quiet
+    report = ImportReport(target=options.target, file_name=path.name)
+    sha, size = file_digest(path)
+    with psycopg.connect(_conninfo(url)) as conn:
+        if not options.dry_run:
+            reused = _reuse(conn, options.target, sha, scope_code)
+            if reused is not None:
+                if batch_id is not None:
+                    conn.execute("DELETE FROM import_batch WHERE id = %s", (batch_id,))
+                    conn.commit()
+                return reused
+        if batch_id is None:
+            row = conn.execute(
+                "INSERT INTO import_batch (target, file_name, file_sha256, file_bytes, options,"
+                " status, actor, scope_code, started_at, source) VALUES"
+                " (%s, %s, %s, %s, %s, 'running', %s, %s, now(), %s) RETURNING id",
+                (
+                    options.target,
+                    path.name,
+                    sha,
+                    size,
+                    json.dumps(options.as_dict(), ensure_ascii=False),
+                    actor,
+                    scope_code,
+                    f"user:{actor}" if actor else "cli",
+                ),
+            ).fetchone()
+            assert row is not None
+            batch_id = int(row[0])
+        else:
+            conn.execute(
+                "UPDATE import_batch SET status = 'running', file_sha256 = %s, file_bytes = %s,"
+                " started_at = now() WHERE id = %s",
+                (sha, size, batch_id),
+            )
+        conn.commit()
+        report.batch_id = batch_id
+        try:
+            _run(
+                conn,
+                path=path,
+                options=options,
+                limits=limits,
+                report=report,
+                scope_code=scope_code,
+                actor=actor,
+                say=say,
+            )
+        except GisError as exc:
+            conn.rollback()
+            report.status = "failed"
+            report.error_code = exc.code
+            report.error_detail = exc.detail
+            report.error_detail_zh = exc.detail_zh
+        _finish(conn, report)
+    return report
+
+
+def _run(
+    conn: psycopg.Connection[Any],
+    *,
+    path: Path,
+    options: ImportOptions,
+    limits: EtlSettings,
+    report: ImportReport,
+    scope_code: str | None,
+    actor: str | None,
+    say: Progress,
+) -> None:
+    timings = report.timings
+    say("reading", 0, 1)
+    with _timed(timings, "read"):
+        table = read_sandboxed(path, options, limits)
+    say("reading", 1, 1)
+    report.fmt, report.layer, report.encoding = table.fmt, table.layer, table.encoding
+    report.rows_read = len(table)
+    say("checking", 0, 1)
+    with _timed(timings, "prepare"):
+        prepared = prepare(
+            table,
+            options,
+            hint_lon=scope_hint_lon(conn, scope_code),
+            source=f"import:{report.batch_id}",
+        )
+    say("checking", 1, 1)
+    report.notes = prepared.notes
+    if prepared.choice is not None:
+        report.source_crs, report.crs_label = prepared.choice.source_crs, prepared.choice.label
+    problems = list(prepared.problems)
+    blocking = [p for p in problems if not p.repaired]
+    if blocking and not options.skip_bad_rows:
+        _refuse(report, problems)
+        return
+    say("loading", 0, 1)
+    with _timed(timings, "load"):
+        conn.execute(
+            "SELECT set_config('gis.actor', %s, true), set_config('gis.scope', %s, true)",
+            (actor or "", scope_code or ""),
+        )
+        result = load_rows(
+            conn, prepared.data, scope_code=scope_code, skip_bad_rows=options.skip_bad_rows
+        )
+    say("loading", 1, 1)
+    problems += result.problems
+    report.notes += result.notes
+    report.problems = sorted(problems, key=lambda p: (p.row, p.column or ""))
+    report.rows_repaired = sum(1 for p in problems if p.repaired)
+    report.rows_rejected = len({p.row for p in problems if not p.repaired})
+    if result.problems and not options.skip_bad_rows:
+        conn.rollback()
+        _refuse(report, problems)
+        return
+    report.rows_inserted, report.rows_updated = result.inserted, result.updated
+    if options.dry_run:
+        conn.rollback()
+        report.status = "checked"
+        report.notes.append("dry run: nothing was written")
+        return
+    conn.commit()
+    report.status = "succeeded"
+
+
+def _refuse(report: ImportReport, problems: list[RowProblem]) -> None:
+    report.problems = sorted(problems, key=lambda p: (p.row, p.column or ""))
+    report.rows_repaired = sum(1 for p in problems if p.repaired)
+    report.rows_rejected = len({p.row for p in problems if not p.repaired})
+    report.status = "failed"
+    report.error_code = "rows_rejected"
+    report.error_detail = (
+        f"{report.rows_rejected} rows refused; nothing was written"
+        " (fix them, or pass --skip-bad-rows to load the others)"
+    )
+    report.error_detail_zh = (
+        f"{report.rows_rejected} 行数据不合格，未写入任何数据"
+        "（可修正后重试，或使用 --skip-bad-rows 仅导入合格行）"
+    )

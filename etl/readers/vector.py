@@ -1,0 +1,332 @@
+"""Shapefile, GeoPackage and GeoJSON through pyogrio (GDAL), with the checks GDAL skips.
+
+GDAL is lenient where an import must not be: it reads a truncated ``.shp`` as rows with
+empty geometries, recodes undecodable DBF bytes into look-alike characters, opens
+whatever driver recognises the bytes, and accepts ``NaN`` in GeoJSON. Each reader here
+therefore checks first (sidecars and index consistency, strict encoding, GeoJSON
+tokens, the driver GDAL actually chose) and only then lets pyogrio read.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyogrio
+import shapely
+from pyproj import CRS
+from pyproj.exceptions import CRSError
+
+from etl.encoding import detect_dbf_encoding, gdal_encoding_name, read_dbf_layout
+from etl.model import FileRejected, SourceTable
+from etl.readers.common import (
+    Caps,
+    check_columns,
+    check_rows,
+    library_errors,
+    refuse_replacement_chars,
+    row_numbers,
+    unique_names,
+)
+from etl.readers.geojson_guard import check_geojson
+
+log = logging.getLogger(__name__)
+
+#: Set before every open. Config options are process-wide, and an import worker reads
+#: nothing else, so setting them globally is both simplest and safest.
+GDAL_SAFETY_OPTIONS = {
+    # A missing .shx is an error to report, not something to rebuild from a guess.
+    "SHAPE_RESTORE_SHX": "NO",
+    # GeoPackage views/triggers may not call functions unless SQLite trusts them.
+    "OGR_SQLITE_PRAGMA": "trusted_schema=OFF",
+}
+_SHP_HEADER = 100
+_RECODE_FAILED = "couldn't be converted correctly"
+
+
+def _configure_gdal() -> None:
+    pyogrio.set_gdal_config_options(GDAL_SAFETY_OPTIONS)
+
+
+def _sidecar(shp: Path, suffix: str) -> Path | None:
+    """The part of a shapefile beside ``shp`` (lower- or upper-case, as GDAL looks)."""
+    for candidate in (shp.with_suffix(suffix), shp.with_suffix(suffix.upper())):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def find_shapefile(folder: Path) -> Path | None:
+    """The single ``.shp`` below ``folder`` (macOS ``__MACOSX``/``._`` debris ignored).
+
+    Returns:
+        None when there is no ``.shp`` at all.
+
+    Raises:
+        FileRejected: several ``.shp`` files, listed so the user can pick one.
+    """
+    found = sorted(
+        p
+        for p in folder.rglob("*")
+        if p.suffix.lower() == ".shp"
+        and p.is_file()
+        and "__MACOSX" not in p.parts
+        and not p.name.startswith("._")
+    )
+    if len(found) > 1:
+        names = ", ".join(str(p.relative_to(folder)) for p in found[:20])
+        raise FileRejected(
+            f"{len(found)} shapefiles found ({names}); upload one at a time",
+            f"找到 {len(found)} 个 shapefile（{names}），请一次只上传一个",
+            code="ambiguous_input",
+        )
+    return found[0] if found else None
+
+
+def _check_shape_index(shp: Path, shx: Path, dbf_records: int) -> None:
+    """Check that the ``.shx`` index, the ``.shp`` and the ``.dbf`` agree.
+
+    GDAL reads a truncated ``.shp`` without an error, as rows whose geometry is
+    silently empty; comparing the index's record extents with the real file size
+    catches that, and a record-count mismatch means attributes would be paired with the
+    wrong shapes.
+    """
+    shp_size = shp.stat().st_size
+    raw = shx.read_bytes()
+    if len(raw) < _SHP_HEADER or (len(raw) - _SHP_HEADER) % 8 or shp_size < _SHP_HEADER:
+        raise _corrupt(
+            shp.name, "the .shp or .shx header is truncated", ".shp 或 .shx 文件头不完整"
+        )
+    index = np.frombuffer(raw, dtype=">i4", offset=_SHP_HEADER).reshape(-1, 2).astype(np.int64)
+    ends = (index[:, 0] + 4 + index[:, 1]) * 2  # both counted in 16-bit words
+    if len(index) and (index.min() < 0 or int(ends.max()) > shp_size):
+        raise _corrupt(
+            shp.name,
+            "the .shp is truncated (the index points past its end)",
+            ".shp 文件被截断（索引指向文件末尾之后）",
+        )
+    if len(index) != dbf_records:
+        raise _corrupt(
+            shp.name,
+            f"the .shx lists {len(index)} shapes but the .dbf has {dbf_records} records",
+            f".shx 记录 {len(index)} 个图形，而 .dbf 有 {dbf_records} 条记录",
+        )
+
+
+def _corrupt(name: str, why: str, why_zh: str) -> FileRejected:
+    return FileRejected(
+        f"{name} is corrupt: {why}", f"{name} 文件已损坏：{why_zh}", code="shapefile_corrupt"
+    )
+
+
+def read_shapefile(shp: Path, *, encoding: str | None, caps: Caps) -> SourceTable:
+    """Read a shapefile (``.shp`` with its ``.shx``, ``.dbf`` and optional parts).
+
+    A missing ``.prj`` is not an error here (``crs`` is None and a note says so); the
+    coordinate stage decides. The DBF encoding is decided strictly by
+    ``etl.encoding.detect_dbf_encoding`` and handed to GDAL, so GDAL recodes bytes that
+    are already known to be valid.
+
+    Raises:
+        FileRejected: a missing ``.shx``/``.dbf``, corrupt or truncated parts, an
+            undecidable encoding.
+        TooLarge: more than ``caps.max_rows`` shapes.
+    """
+    parts = {suffix: _sidecar(shp, suffix) for suffix in (".shx", ".dbf", ".prj", ".cpg")}
+    shx, dbf = parts[".shx"], parts[".dbf"]
+    if shx is None or dbf is None:
+        missing = ", ".join(
+            shp.stem + suffix for suffix in (".shx", ".dbf") if parts[suffix] is None
+        )
+        raise FileRejected(
+            f"{shp.name} is incomplete: missing {missing}",
+            f"{shp.name} 不完整：缺少 {missing}",
+            code="shapefile_incomplete",
+        )
+    layout = read_dbf_layout(dbf)
+    check_columns(len(layout.names), caps, shp.name)
+    check_rows(layout.records, caps, shp.name)
+    _check_shape_index(shp, shx, layout.records)
+    choice = detect_dbf_encoding(dbf, parts[".cpg"], encoding)
+    notes = choice.report()
+    if parts[".prj"] is None:
+        notes.append("no .prj file: the coordinate system is not declared")
+    table = _read_ogr(
+        shp,
+        fmt="shp",
+        driver="ESRI Shapefile",
+        layer=None,
+        gdal_encoding=gdal_encoding_name(choice.codec),
+        encoding_label=choice.label,
+        caps=caps,
+        notes=notes,
+    )
+    # Defence in depth: the bytes were checked in Python, GDAL's iconv decoded them.
+    refuse_replacement_chars(table.frame, shp.name)
+    return table
+
+
+def gpkg_layers(path: Path) -> list[str]:
+    """Layer (table) names of a GeoPackage, in file order.
+
+    Raises:
+        FileRejected: the file is not a readable GeoPackage.
+    """
+    _configure_gdal()
+    with library_errors(path.name, "a GeoPackage", "GeoPackage"):
+        layers = pyogrio.list_layers(path)
+    return [str(row[0]) for row in layers]
+
+
+def read_gpkg(path: Path, *, layer: str | None, caps: Caps) -> SourceTable:
+    """Read one layer of a GeoPackage, opened read-only.
+
+    With several layers the caller must choose: guessing would import the wrong table
+    without anyone noticing.
+
+    Raises:
+        FileRejected: unreadable file, no layers, several layers and no ``layer``, or an
+            unknown ``layer`` (the message lists the layers).
+        TooLarge: more than ``caps.max_rows`` features.
+    """
+    names = gpkg_layers(path)
+    listed = ", ".join(names[:50])
+    if not names:
+        raise FileRejected(
+            f"{path.name} has no layers", f"{path.name} 中没有图层", code="no_layers"
+        )
+    if layer is None and len(names) > 1:
+        raise FileRejected(
+            f"{path.name} has {len(names)} layers: {listed}; pass --layer",
+            f"{path.name} 含有 {len(names)} 个图层：{listed}；请用 --layer 指定",
+            code="layer_required",
+        )
+    chosen = names[0] if layer is None else layer
+    if chosen not in names:
+        raise FileRejected(
+            f"{path.name} has no layer {chosen!r}; layers: {listed}",
+            f"{path.name} 中没有图层 {chosen!r}；现有图层：{listed}",
+            code="unknown_layer",
+        )
+    return _read_ogr(
+        path,
+        fmt="gpkg",
+        driver="GPKG",
+        layer=chosen,
+        gdal_encoding=None,
+        encoding_label=None,
+        caps=caps,
+        notes=[],
+    )
+
+
+def read_geojson(path: Path, *, caps: Caps) -> SourceTable:
+    """Read a GeoJSON file after ``check_geojson`` proved it bounded, finite and UTF-8.
+
+    The CRS is the legacy ``crs`` member when present (GDAL understands both
+    ``EPSG:4547`` and ``urn:ogc:def:crs:EPSG::4490``), otherwise RFC 7946's WGS 84
+    longitude/latitude. Features with ``"geometry": null`` keep a None geometry.
+
+    Raises:
+        FileRejected: see ``check_geojson``; unreadable JSON.
+        TooLarge: over 200 MB or more than ``caps.max_rows`` features.
+    """
+    check_geojson(path)
+    return _read_ogr(
+        path,
+        fmt="geojson",
+        driver="GeoJSON",
+        layer=None,
+        gdal_encoding=None,
+        encoding_label=None,
+        caps=caps,
+        notes=[],
+    )
+
+
+def _crs(declared: str | None, notes: list[str]) -> CRS | None:
+    if not declared:
+        return None
+    try:
+        return CRS.from_user_input(declared)
+    except CRSError:
+        notes.append("the declared coordinate system could not be understood; treated as none")
+        return None
+
+
+def _column(values: Any) -> pd.Series[Any]:
+    array = np.asarray(values)
+    # Strings stay Python str/None (object dtype) as in the CSV/XLSX readers.
+    return pd.Series(array, dtype=object if array.dtype == object else array.dtype)
+
+
+def _read_ogr(
+    path: Path,
+    *,
+    fmt: str,
+    driver: str,
+    layer: str | None,
+    gdal_encoding: str | None,
+    encoding_label: str | None,
+    caps: Caps,
+    notes: list[str],
+) -> SourceTable:
+    """Open with pyogrio, insist on ``driver``, apply the caps, build the table."""
+    _configure_gdal()
+    what, what_zh = f"a {driver} file", f" {driver} 文件"
+    with library_errors(path.name, what, what_zh):
+        info = pyogrio.read_info(path, layer=layer, encoding=gdal_encoding)
+    if info["driver"] != driver:
+        raise FileRejected(
+            f"{path.name} was recognised as {info['driver']}, not {driver}",
+            f"{path.name} 被识别为 {info['driver']}，而不是 {driver}",
+            code="file_type_mismatch",
+        )
+    check_columns(len(info["fields"]), caps, path.name)
+    check_rows(int(info["features"]), caps, path.name)
+    with library_errors(path.name, what, what_zh), warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        meta, fids, wkb, field_data = pyogrio.raw.read(
+            path,
+            layer=layer,
+            encoding=gdal_encoding,
+            max_features=caps.max_rows + 1,
+            return_fids=True,
+            datetime_as_string=True,
+        )
+        geometry = None if wkb is None else shapely.from_wkb(wkb, on_invalid="ignore")
+    for warning in caught:
+        log.info("GDAL warning while reading %s: %s", path.name, warning.message)
+        if _RECODE_FAILED in str(warning.message):  # GDAL says this once per process
+            raise FileRejected(
+                f"{path.name}: some text could not be decoded as {encoding_label}; pass --encoding",
+                f"{path.name}：部分文字无法按 {encoding_label} 解码，请用 --encoding 指定编码",
+                code="encoding_mismatch",
+            )
+    count = len(fids)
+    check_rows(count, caps, path.name)
+
+    names, name_notes = unique_names([str(name) for name in meta["fields"]])
+    frame = pd.DataFrame(
+        {name: _column(values) for name, values in zip(names, field_data, strict=True)},
+        columns=names,
+    )
+    if geometry is not None:
+        unparsed = np.flatnonzero(pd.notna(wkb) & pd.isna(geometry)) + 1
+        if len(unparsed):
+            shown = ", ".join(str(n) for n in unparsed[:20])
+            notes.append(f"{len(unparsed)} geometries could not be parsed (rows {shown})")
+    return SourceTable(
+        frame=frame,
+        geometry=None if geometry is None else np.asarray(geometry, dtype=object),
+        crs=_crs(meta["crs"], notes),
+        encoding=encoding_label,
+        layer=layer,
+        source_rows=row_numbers(range(1, count + 1)),
+        fmt=fmt,
+        notes=[*notes, *name_notes],
+    )

@@ -1,0 +1,137 @@
+"""Parse untrusted files in a child process with memory and time limits (BAD_INPUTS §3.6).
+
+A file that makes GDAL or openpyxl blow up, loop or allocate without bound kills only the
+child; the caller gets a clear :class:`~etl.model.FileRejected`. Children are forked from a
+forkserver (single-threaded, with the readers preloaded), so each parse starts in ~50 ms.
+GDAL's network and VRT drivers are skipped and PROJ never goes online.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import multiprocessing.connection
+import os
+import resource
+import traceback
+from collections.abc import Callable
+from typing import Any
+
+from etl.model import FileRejected
+from gis_service import errors
+
+# Set before any GDAL driver is registered here or in the forkserver (which inherits them).
+_SAFE_ENV = {
+    "GDAL_SKIP": "VRT OGR_VRT HTTP WFS WMS WMTS WCS OAPIF OGCAPI CSW Elasticsearch CARTO NGW "
+    "PLScenes EEDA DAAS GTFS PDF",
+    "CPL_VSIL_CURL_ALLOWED_EXTENSIONS": ".none",
+    "GDAL_HTTP_TIMEOUT": "1",
+    "PROJ_NETWORK": "OFF",
+    "SHAPE_RESTORE_SHX": "NO",
+    "OGR_GEOJSON_MAX_OBJ_SIZE": "200MB",
+}
+for _key, _value in _SAFE_ENV.items():
+    os.environ[_key] = _value
+
+_CTX = multiprocessing.get_context("forkserver")
+_CTX.set_forkserver_preload(["etl.readers", "pyogrio", "openpyxl", "pandas", "shapely"])
+
+#: Domain errors a child may report, rebuilt by name in the parent (exceptions built as
+#: dataclasses do not survive pickling).
+_ERRORS: dict[str, type[errors.GisError]] = {
+    cls.__name__: cls
+    for cls in (
+        errors.GisError,
+        errors.InvalidInput,
+        errors.BadParameter,
+        errors.TooLarge,
+        errors.NotFound,
+    )
+}
+
+
+def _child(  # noqa: PLR0917 - multiprocessing passes args positionally
+    conn: multiprocessing.connection.Connection,
+    fn: Callable[..., Any],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    memory_mb: int,
+    cpu_seconds: int,
+) -> None:
+    try:
+        limit = memory_mb * 1024 * 1024
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+        resource.setrlimit(resource.RLIMIT_CPU, (cpu_seconds, cpu_seconds + 1))
+        conn.send(("ok", fn(*args, **kwargs)))
+    except errors.GisError as exc:
+        conn.send(("error", type(exc).__name__, exc.code, exc.detail, exc.detail_zh))
+    except MemoryError:
+        conn.send(
+            (
+                "error",
+                "TooLarge",
+                "too_large",
+                "the file needs more memory than allowed",
+                "文件解析所需内存超出限制",
+            )
+        )
+    except Exception:  # noqa: BLE001 - a crash of the parser is reported, not propagated
+        conn.send(("crash", traceback.format_exc(limit=5)))
+    finally:
+        conn.close()
+
+
+def run_limited(
+    fn: Callable[..., Any],
+    *args: Any,
+    memory_mb: int = 4096,
+    seconds: float = 300.0,
+    **kwargs: Any,
+) -> Any:
+    """Call ``fn(*args, **kwargs)`` in a child process and return its (picklable) result.
+
+    Raises:
+        FileRejected: the child crashed, ran out of memory or time.
+        GisError: the domain error the child raised (rebuilt here).
+    """
+    parent, child = _CTX.Pipe(duplex=False)
+    proc = _CTX.Process(
+        target=_child,
+        args=(child, fn, args, kwargs, memory_mb, int(seconds) + 1),
+        daemon=True,
+    )
+    proc.start()
+    child.close()
+    try:
+        if not parent.poll(seconds):
+            proc.kill()
+            raise FileRejected(
+                f"parsing the file took longer than {seconds:.0f} s",
+                f"文件解析超过 {seconds:.0f} 秒，已中止",
+                code="parse_timeout",
+            )
+        try:
+            message = parent.recv()
+        except EOFError:
+            raise FileRejected(
+                "the file could not be parsed within the memory and time limits",
+                "文件解析超出内存或时间限制",
+                code="parse_killed",
+            ) from None
+    finally:
+        parent.close()
+        proc.join(timeout=5)
+        if proc.is_alive():
+            proc.kill()
+    if message[0] == "ok":
+        return message[1]
+    if message[0] == "error":
+        _, name, code, detail, detail_zh = message
+        if name == "FileRejected":
+            raise FileRejected(detail, detail_zh, code=code)
+        cls = _ERRORS.get(name, errors.InvalidInput)
+        raise cls(detail=detail, detail_zh=detail_zh, code=code)
+    raise FileRejected(
+        "the file is damaged or not in the format its name says",
+        "文件已损坏或格式与扩展名不符",
+        code="parse_failed",
+    )
