@@ -23,11 +23,11 @@ from __future__ import annotations
 
 import codecs
 import contextlib
-import mmap
 import struct
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -66,6 +66,8 @@ _CHUNK = 1 << 20
 #: from the next one and pass the strict check.
 _SEPARATOR = 0x0A
 _DBF_HEADER = struct.Struct("<BBBBIHH")
+#: Records per numpy batch when scanning for UTF-8 values (bounds temporary memory).
+_BATCH = 1 << 16
 
 
 @dataclass(frozen=True)
@@ -117,9 +119,11 @@ def gdal_encoding_name(codec: str) -> str:
     """The name GDAL's recoder (iconv) accepts for a Python codec name.
 
     GDAL compares some names case-sensitively (``iso-8859-1`` is not recognised, the
-    upper-case form is), so names are upper-cased.
+    upper-case form is), so names are upper-cased. UTF-8 is named ``UTF8``: for
+    ``UTF-8`` GDAL skips recoding and passes a field name cut inside a character to
+    pyogrio, which then fails; through iconv the dangling byte is dropped.
     """
-    special = {"utf-8": "UTF-8", "utf-8-sig": "UTF-8", "iso8859-1": "ISO-8859-1"}
+    special = {"utf-8": "UTF8", "utf-8-sig": "UTF8", "iso8859-1": "ISO-8859-1"}
     return special.get(codec, codec.upper())
 
 
@@ -162,7 +166,8 @@ class DbfLayout:
     text_fields: tuple[tuple[int, int], ...] = field(default_factory=tuple)
 
 
-def _corrupt_dbf(name: str, why: str, why_zh: str) -> FileRejected:
+def corrupt_shapefile(name: str, why: str, why_zh: str) -> FileRejected:
+    """The error for a damaged shapefile part, naming the part and the damage."""
     return FileRejected(
         f"{name} is corrupt: {why}", f"{name} 文件已损坏：{why_zh}", code="shapefile_corrupt"
     )
@@ -182,10 +187,10 @@ def read_dbf_layout(path: Path) -> DbfLayout:
     with path.open("rb") as fh:
         head = fh.read(32)
         if len(head) < 32:
-            raise _corrupt_dbf(path.name, "header is truncated", "文件头不完整")
+            raise corrupt_shapefile(path.name, "header is truncated", "文件头不完整")
         _, _, _, _, records, header_length, record_length = _DBF_HEADER.unpack_from(head)
         if header_length < 33 or header_length > size or record_length < 1:
-            raise _corrupt_dbf(path.name, "header lengths are invalid", "文件头长度无效")
+            raise corrupt_shapefile(path.name, "header lengths are invalid", "文件头长度无效")
         descriptors = fh.read(header_length - 32)
     names: list[bytes] = []
     text_fields: list[tuple[int, int]] = []
@@ -202,11 +207,11 @@ def read_dbf_layout(path: Path) -> DbfLayout:
             text_fields.append((offset, width))
         offset += width
     if offset > record_length:
-        raise _corrupt_dbf(
+        raise corrupt_shapefile(
             path.name, "field widths exceed the record length", "字段宽度之和超过记录长度"
         )
     if header_length + records * record_length > size:
-        raise _corrupt_dbf(
+        raise corrupt_shapefile(
             path.name,
             f"header declares {records} records but the file is truncated",
             f"文件头声明 {records} 条记录，但文件被截断",
@@ -221,15 +226,34 @@ def read_dbf_layout(path: Path) -> DbfLayout:
     )
 
 
-def _separated(values: list[bytes]) -> bytes:
-    return bytes([_SEPARATOR]).join(values)
+def decode_field_name(raw: bytes, codec: str) -> tuple[str, bool] | None:
+    """Decode a DBF field name, tolerating a character cut by the 10-byte limit.
+
+    GDAL and ArcGIS cut long names at 10 bytes, often inside a multi-byte character
+    (「企业名称」 in UTF-8 becomes 「企业名」 plus one stray byte). Only such a dangling
+    tail is tolerated; any other invalid byte fails.
+
+    Returns:
+        The name and whether a partial character was dropped, or None when ``raw`` is
+        not valid in ``codec``.
+
+    Example:
+        >>> decode_field_name("企业名称".encode()[:10], "utf-8")
+        ('企业名', True)
+    """
+    decoder = codecs.getincrementaldecoder(codec)(errors="strict")
+    try:
+        text = decoder.decode(raw, final=False)
+    except UnicodeDecodeError:
+        return None
+    return text, bool(decoder.getstate()[0])
 
 
 class DbfText:
     """The text bytes of a DBF (field names and character fields), for strict checks.
 
-    Character columns are materialised one at a time (with a separator after each
-    value) so memory stays at one column, and each codec check stops at the first
+    Character columns are materialised one at a time, with a separator after each
+    value, so memory stays at one column and each codec check stops at the first
     invalid byte.
     """
 
@@ -238,24 +262,29 @@ class DbfText:
         self.layout = layout
         self._verdicts: dict[str, bool] = {}
 
-    def blocks(self) -> Iterator[bytes]:
-        """Yield the field names, then each character column, as separated bytes."""
-        yield _separated(list(self.layout.names))
+    def _fields(self) -> Iterator[np.ndarray[Any, np.dtype[np.uint8]]]:
+        """Yield each character field as a (records × width) view of the mapped file.
+
+        ``np.memmap`` unmaps when the last view is garbage-collected, so a consumer that
+        stops early (a failed strict decode) leaves nothing open.
+        """
         layout = self.layout
         if not layout.text_fields or layout.records == 0:
             return
-        with self.path.open("rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mm:
-            rows = np.frombuffer(
-                mm, dtype=np.uint8, count=layout.records * layout.record_length,
-                offset=layout.header_length,
-            ).reshape(layout.records, layout.record_length)  # fmt: skip
-            try:
-                for offset, width in layout.text_fields:
-                    column = np.full((layout.records, width + 1), _SEPARATOR, dtype=np.uint8)
-                    column[:, :width] = rows[:, offset : offset + width]
-                    yield column.tobytes()
-            finally:
-                del rows  # drop the view of the mmap before it closes, even when abandoned
+        rows = np.memmap(
+            self.path, dtype=np.uint8, mode="r", offset=layout.header_length,
+            shape=(layout.records, layout.record_length),
+        )  # fmt: skip
+        for offset, width in layout.text_fields:
+            yield rows[:, offset : offset + width]
+
+    def columns(self) -> Iterator[bytes]:
+        """Yield each character column as its values joined by a separator byte."""
+        for field_bytes in self._fields():
+            records, width = field_bytes.shape
+            column = np.full((records, width + 1), _SEPARATOR, dtype=np.uint8)
+            column[:, :width] = field_bytes
+            yield column.tobytes()
 
     @property
     def has_non_ascii(self) -> bool:
@@ -263,10 +292,39 @@ class DbfText:
         return not self.decodes("ascii")
 
     def decodes(self, codec: str) -> bool:
-        """Whether every text byte decodes strictly with ``codec`` (cached)."""
+        """Whether the names (cut tails allowed) and every value decode strictly (cached)."""
         if codec not in self._verdicts:
-            self._verdicts[codec] = all(_strict(block, codec) for block in self.blocks())
+            names_ok = all(decode_field_name(raw, codec) for raw in self.layout.names)
+            self._verdicts[codec] = names_ok and all(
+                _strict(block, codec) for block in self.columns()
+            )
         return self._verdicts[codec]
+
+    def utf8_records(self) -> list[int]:
+        """1-based records holding a value that is valid UTF-8 with two CJK ideographs.
+
+        In a file that is otherwise GBK such a value means mixed encodings: GB18030
+        would decode it "successfully" into mojibake. Candidates are found with numpy
+        (a lead byte E4–E9 and two continuation bytes, twice in a row) and confirmed by
+        decoding the whole value.
+        """
+        found: set[int] = set()
+        for field_bytes in self._fields():
+            for start in range(0, len(field_bytes), _BATCH):
+                batch = field_bytes[start : start + _BATCH]
+                lead = (batch >= 0xE4) & (batch <= 0xE9)
+                cont = (batch >= 0x80) & (batch <= 0xBF)
+                ideograph = lead[:, :-2] & cont[:, 1:-1] & cont[:, 2:]
+                pair = ideograph[:, :-3] & ideograph[:, 3:]
+                for index in np.flatnonzero(pair.any(axis=1)):
+                    if _strict(batch[index].tobytes(), "utf-8"):
+                        found.add(start + int(index) + 1)
+        return sorted(found)
+
+    def cut_names(self, codec: str) -> list[str]:
+        """Field names that lost a partial character to the 10-byte limit."""
+        decoded = [decode_field_name(raw, codec) for raw in self.layout.names]
+        return [found[0] for found in decoded if found is not None and found[1]]
 
 
 def _strict(data: bytes, codec: str) -> bool:
@@ -283,6 +341,28 @@ def _label(codec: str) -> str:
 
 def _choice(codec: str, rule: str, notes: list[str]) -> EncodingChoice:
     return EncodingChoice(codec=codec, label=_label(codec), rule=rule, notes=tuple(notes))
+
+
+def _dbf_choice(text: DbfText, codec: str, rule: str, notes: list[str]) -> EncodingChoice:
+    """The decision for a DBF, after refusing mixed encodings and noting cut names."""
+    if codec != "utf-8" and text.has_non_ascii:
+        mixed = text.utf8_records()
+        if mixed:
+            shown = ", ".join(str(n) for n in mixed[:10])
+            raise FileRejected(
+                f"{text.path.name} mixes encodings: records {shown} are UTF-8, the rest is "
+                f"{_label(codec)}; re-export the file in one encoding",
+                f"{text.path.name} 混用了多种编码：第 {shown} 条记录是 UTF-8，其余是 "
+                f"{_label(codec)}；请统一编码后重新导出",
+                code="encoding_mixed",
+            )
+    cut = text.cut_names(codec)
+    if cut:
+        notes.append(
+            "field names cut inside a character by the 10-byte DBF limit, partial "
+            f"character dropped: {', '.join(cut[:10])}"
+        )
+    return _choice(codec, rule, notes)
 
 
 def _undecidable(name: str, tried: str) -> FileRejected:
@@ -327,7 +407,7 @@ def detect_dbf_encoding(
         codec = normalise_encoding(explicit)
         if not text.decodes(codec):
             raise _not_valid(dbf.name, codec)
-        return _choice(codec, "given explicitly", [])
+        return _dbf_choice(text, codec, "given explicitly", [])
 
     notes: list[str] = []
     claims: list[tuple[str, str]] = []  # (codec, where the claim comes from)
@@ -352,15 +432,15 @@ def detect_dbf_encoding(
     for codec, source in claims:
         if codec != "utf-8" and utf8 and text.has_non_ascii:
             notes.append(f"the {source} says {codec}, but the text is valid UTF-8")
-            return _choice("utf-8", "strict UTF-8 decode", notes)
+            return _dbf_choice(text, "utf-8", "strict UTF-8 decode", notes)
         if text.decodes(codec):
-            return _choice(codec, f"from the {source}", notes)
+            return _dbf_choice(text, codec, f"from the {source}", notes)
         notes.append(f"the {source} says {codec}, but the text is not valid {codec}; ignored")
     if utf8:
         rule = "strict UTF-8 decode" if text.has_non_ascii else "the text is plain ASCII"
-        return _choice("utf-8", rule, notes)
+        return _dbf_choice(text, "utf-8", rule, notes)
     if text.decodes("gb18030"):
-        return _choice("gb18030", "strict GB18030 decode (UTF-8 failed)", notes)
+        return _dbf_choice(text, "gb18030", "strict GB18030 decode (UTF-8 failed)", notes)
     raise _undecidable(dbf.name, "the text is neither valid UTF-8 nor valid GB18030")
 
 

@@ -14,6 +14,7 @@ the models, quoted by psycopg; every value travels through COPY or a bound param
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -69,6 +70,7 @@ class LoadResult:
     updated: int = 0
     problems: list[RowProblem] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
 
 
 def geometry_kind(table: str) -> str | None:
@@ -105,9 +107,14 @@ class Loader:
         self.scope_code = scope_code
         self.target = sql.Identifier(data.table)
         self.stage = sql.Identifier(f"_import_{data.table}")
+        self.stamps = sql.Identifier(f"_import_{data.table}_stamps")
+        #: Staging rows with their stamps, for located tables.
+        self.view = sql.Identifier(f"_import_{data.table}_stamped")
         self.located = data.table in _LOCATED
         self.scope_column = "admin_code" if self.located else "community_code"
         self.has_geom = geometry_kind(data.table) is not None
+        #: What the checks and the merge read: staging, with stamps for located tables.
+        self.rows = self.view if self.located else self.stage
         self.notes: list[str] = []
         #: Columns the row rules fill in staging although the file did not carry them.
         self.derived: list[str] = []
@@ -130,7 +137,6 @@ class Loader:
 
     def stage_rows(self) -> None:
         """COPY the rows into a temporary table shaped like the target."""
-        d = self.data
         self.conn.execute(
             sql.SQL("CREATE TEMP TABLE {} (LIKE {} INCLUDING DEFAULTS) ON COMMIT DROP").format(
                 self.stage, self.target
@@ -141,6 +147,7 @@ class Loader:
         copy_sql = sql.SQL("COPY {} ({}) FROM STDIN").format(
             self.stage, sql.SQL(", ").join(map(sql.Identifier, cols))
         )
+        d = self.data
         with self.conn.cursor().copy(copy_sql) as copy:
             for i in range(len(d.rows)):
                 row: list[Any] = [i + 1, *(v[i] for v in d.values)]
@@ -172,14 +179,30 @@ class Loader:
             self.notes += rule(self.conn, self.stage, self.data.columns)
 
     def stamp(self) -> None:
-        """Village and grid of every staged row, computed once in PostGIS."""
+        """Village and grid of every staged row, computed once in PostGIS.
+
+        Kept in a narrow temporary table joined by the checks and the merge, rather than
+        rewriting the wide staging rows with an UPDATE.
+        """
         if not self.located:
             return
         self.conn.execute(
             sql.SQL(
-                "UPDATE {stage} s SET admin_code = st.admin_code, grid_code = st.grid_code"
-                " FROM gis_stamps({name}::regclass) st WHERE st.id = s.id"
-            ).format(stage=self.stage, name=sql.Literal(f"_import_{self.data.table}"))
+                "CREATE TEMP TABLE {stamps} ON COMMIT DROP AS"
+                " SELECT id, admin_code, grid_code FROM gis_stamps({name}::regclass)"
+            ).format(stamps=self.stamps, name=sql.Literal(f"_import_{self.data.table}"))
+        )
+        self.conn.execute(sql.SQL("ALTER TABLE {} ADD PRIMARY KEY (id)").format(self.stamps))
+        self.conn.execute(
+            sql.SQL("ALTER TABLE {} DROP COLUMN admin_code, DROP COLUMN grid_code").format(
+                self.stage
+            )
+        )
+        self.conn.execute(
+            sql.SQL(
+                "CREATE TEMP VIEW {view} AS SELECT s.*, st.admin_code, st.grid_code"
+                " FROM {stage} s JOIN {stamps} st USING (id)"
+            ).format(view=self.view, stage=self.stage, stamps=self.stamps)
         )
 
     def check(self) -> list[RowProblem]:
@@ -190,7 +213,7 @@ class Loader:
             problems += _problems(
                 self.conn,
                 sql.SQL("SELECT _row FROM {} s WHERE {} IS NULL OR NOT ({})").format(
-                    self.stage, scope_col, scope_predicate(scope_col, self.scope_code)
+                    self.rows, scope_col, scope_predicate(scope_col, self.scope_code)
                 ),
                 "the feature lies outside your area",
                 "该要素不在您的管辖范围内",
@@ -209,7 +232,7 @@ class Loader:
                         "SELECT s._row FROM {stage} s JOIN {target} t ON {on}{live}"
                         " WHERE {tcol} IS NULL OR NOT ({pred})"
                     ).format(
-                        stage=self.stage,
+                        stage=self.rows,
                         target=self.target,
                         on=on,
                         live=live,
@@ -225,7 +248,7 @@ class Loader:
                 sql.SQL(
                     "SELECT _row FROM (SELECT _row, row_number() OVER"
                     " (PARTITION BY {keys} ORDER BY _row) AS n FROM {stage}) d WHERE n > 1"
-                ).format(keys=keys, stage=self.stage),
+                ).format(keys=keys, stage=self.rows),
                 f"repeats the {'/'.join(key)} of an earlier row in this file",
                 f"与本文件前面的行 {'/'.join(key)} 重复",
             )
@@ -276,7 +299,7 @@ class Loader:
             target=self.target,
             names=names,
             selected=selected,
-            stage=self.stage,
+            stage=self.rows,
             on_conflict=on_conflict,
         )
         row = self.conn.execute(query).fetchone()
@@ -300,7 +323,7 @@ class Loader:
             sql.SQL("UPDATE {target} t SET {sets} FROM {stage} s WHERE {on} AND ({pred})").format(
                 target=self.target,
                 sets=sets,
-                stage=self.stage,
+                stage=self.rows,
                 on=on,
                 pred=scope_predicate(sql.SQL("t.admin_code"), self.scope_code),
             )
@@ -311,7 +334,7 @@ class Loader:
             sql.SQL(
                 "INSERT INTO {target} ({names}) SELECT {selected} FROM {stage} s"
                 " WHERE NOT EXISTS (SELECT 1 FROM {target} t WHERE {on}) ORDER BY s._row"
-            ).format(target=self.target, names=names, selected=selected, stage=self.stage, on=on)
+            ).format(target=self.target, names=names, selected=selected, stage=self.rows, on=on)
         ).rowcount
         return inserted, updated
 
@@ -385,15 +408,28 @@ def load_rows(
     """
     conn.execute("SET LOCAL gis.bulk = 'on'")
     loader = Loader(conn, data, scope_code)
+    timings: dict[str, float] = {}
+    t = time.perf_counter()
+
+    def lap(name: str) -> None:
+        nonlocal t
+        now = time.perf_counter()
+        timings[name] = now - t
+        t = now
+
     loader.stage_rows()
+    lap("load.copy")
     loader.stamp()
+    lap("load.stamp")
     problems = loader.check()
-    result = LoadResult(problems=problems, notes=loader.notes)
+    lap("load.check")
+    result = LoadResult(problems=problems, notes=loader.notes, timings=timings)
     if problems and not skip_bad_rows:
         return result
     if problems:
         loader.drop_rows(sorted({p.row for p in problems}))
     result.inserted, result.updated = loader.merge()
+    lap("load.merge")
     conn.execute(
         "INSERT INTO audit_log (table_name, action, actor, scope, row_count, after)"
         " VALUES (%s, 'BULK', nullif(current_setting('gis.actor', true), ''),"

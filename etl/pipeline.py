@@ -25,6 +25,7 @@ from pyproj import CRS
 from etl import coords, mapping
 from etl.load import LoadInput, geometry_kind, load_rows
 from etl.model import FileRejected, RowProblem, SourceTable
+from etl.portable import read_portable, unpack_wkb
 from etl.sandbox import run_limited
 from gis_service.errors import BadParameter, GisError
 from gis_service.settings import EtlSettings
@@ -123,27 +124,10 @@ class ImportReport:
 
 
 # ----------------------------------------------------------------------------- reading
-def _read_portable(path: str, **kwargs: Any) -> dict[str, Any]:
-    """Runs in the sandbox child: read the file, return picklable parts (geometry as WKB)."""
-    from etl.readers import read_file
-
-    table = read_file(Path(path), **kwargs)
-    return {
-        "frame": table.frame,
-        "wkb": None if table.geometry is None else shapely.to_wkb(table.geometry),
-        "crs": None if table.crs is None else table.crs.to_wkt(),
-        "encoding": table.encoding,
-        "layer": table.layer,
-        "rows": table.source_rows,
-        "fmt": table.fmt,
-        "notes": table.notes,
-    }
-
-
 def read_sandboxed(path: Path, options: ImportOptions, limits: EtlSettings) -> SourceTable:
     """Parse ``path`` in a memory- and time-limited child process."""
     parts = run_limited(
-        _read_portable,
+        read_portable,
         str(path),
         layer=options.layer,
         sheet=options.sheet,
@@ -156,7 +140,7 @@ def read_sandboxed(path: Path, options: ImportOptions, limits: EtlSettings) -> S
     wkb = parts["wkb"]
     return SourceTable(
         frame=parts["frame"],
-        geometry=None if wkb is None else shapely.from_wkb(wkb),
+        geometry=None if wkb is None else unpack_wkb(wkb),
         crs=None if parts["crs"] is None else CRS.from_wkt(parts["crs"]),
         encoding=parts["encoding"],
         layer=parts["layer"],
@@ -285,13 +269,23 @@ def prepare(
 
     keep = np.flatnonzero(ok)
     columns = list(converted.records)
+    everything = len(keep) == len(ok)  # the common case: no copies
     data = LoadInput(
         table=spec.table,
         columns=columns,
-        values=[[converted.records[c][i] for i in keep] for c in columns],
-        geometry_hex=([None] * len(keep) if geoms is None else _to_ewkb_hex(geoms[keep], kind)),
-        attributes=[converted.attributes[i] for i in keep],
-        rows=[int(rows[i]) for i in keep],
+        values=[
+            converted.records[c] if everything else [converted.records[c][i] for i in keep]
+            for c in columns
+        ],
+        geometry_hex=(
+            [None] * len(keep)
+            if geoms is None
+            else _to_ewkb_hex(geoms if everything else geoms[keep], kind)
+        ),
+        attributes=(
+            converted.attributes if everything else [converted.attributes[i] for i in keep]
+        ),
+        rows=rows.tolist() if everything else [int(rows[i]) for i in keep],
         natural_key=tuple(spec.natural_key),
         source=source,
         source_crs=None if choice is None else choice.source_crs,
@@ -552,6 +546,7 @@ def _run(
     say("loading", 1, 1)
     problems += result.problems
     report.notes += result.notes
+    timings.update(result.timings)
     report.problems = sorted(problems, key=lambda p: (p.row, p.column or ""))
     report.rows_repaired = sum(1 for p in problems if p.repaired)
     report.rows_rejected = len({p.row for p in problems if not p.repaired})

@@ -33,7 +33,7 @@ for _key, _value in _SAFE_ENV.items():
     os.environ[_key] = _value
 
 _CTX = multiprocessing.get_context("forkserver")
-_CTX.set_forkserver_preload(["etl.readers", "pyogrio", "openpyxl", "pandas", "shapely"])
+_CTX.set_forkserver_preload(["etl.portable", "etl.readers", "pyogrio", "openpyxl", "pandas"])
 
 #: Domain errors a child may report, rebuilt by name in the parent (exceptions built as
 #: dataclasses do not survive pickling).

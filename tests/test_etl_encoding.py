@@ -8,6 +8,7 @@ must give back exactly the strings written: no U+FFFD, no mojibake.
 from __future__ import annotations
 
 import tempfile
+import warnings
 from pathlib import Path
 
 import geopandas as gpd
@@ -95,6 +96,7 @@ def test_cpg_codec_ignores_garbage() -> None:
 def test_gdal_names_are_upper_case_for_iconv() -> None:
     assert gdal_encoding_name("iso8859-1") == "ISO-8859-1"
     assert gdal_encoding_name("gb18030") == "GB18030"
+    assert gdal_encoding_name("utf-8") == "UTF8"  # through iconv, see the docstring
 
 
 # --- DBF detection ----------------------------------------------------------------------
@@ -192,6 +194,45 @@ def test_undecodable_dbf_asks_for_encoding(tmp_path: Path) -> None:
     assert "--encoding" in err.value.detail_zh
 
 
+@pytest.mark.parametrize(
+    ("encoding", "expected"),
+    [(None, ["企业名", "A危险化"]), ("gbk", ["企业名称", "A危险化学"])],
+)
+def test_field_names_cut_inside_a_character(
+    tmp_path: Path, encoding: str | None, expected: list[str]
+) -> None:
+    """GDAL cuts 「企业名称」 (12 UTF-8 bytes) and 「A危险化学品」 at 10 bytes, mid-character."""
+    folder = tmp_path / f"long_names_{encoding}"
+    folder.mkdir()
+    frame = gpd.GeoDataFrame(
+        {"企业名称": NAMES, "A危险化学品": ["是", "否", "是"]},
+        geometry=[Point(113.1, 27.8)] * 3,
+        crs=4490,
+    )
+    shp = folder / "long_names.shp"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # GDAL's own "laundered field name" warnings
+        frame.to_file(shp, engine="pyogrio", encoding=encoding)
+    shp.with_suffix(".cpg").unlink()
+    table = read_file(shp)
+    assert list(table.frame.columns) == expected
+    assert table.frame[expected[0]].tolist() == NAMES
+    assert any("cut inside a character" in note for note in table.notes)
+
+
+def test_mixed_gbk_and_utf8_records_are_refused(tmp_path: Path) -> None:
+    """GB18030 would decode the UTF-8 record "successfully" into mojibake."""
+    shp = write_shp(tmp_path / "mixed", "mixed_encodings", NAMES, encoding="gbk", cpg=False)
+    dbf = shp.with_suffix(".dbf")
+    gbk = NAMES[1].encode("gbk")
+    utf8 = "石峰".encode()  # six bytes that GB18030 happily decodes as mojibake
+    dbf.write_bytes(dbf.read_bytes().replace(gbk, utf8 + b" " * (len(gbk) - len(utf8))))
+    with pytest.raises(FileRejected) as err:
+        read_file(shp)
+    assert err.value.code == "encoding_mixed"
+    assert "records 2" in err.value.detail
+
+
 def test_truncated_dbf_is_refused_before_gdal(tmp_path: Path) -> None:
     shp = write_shp(tmp_path / "short", "truncated_dbf", NAMES, encoding="gbk")
     dbf = shp.with_suffix(".dbf")
@@ -208,8 +249,8 @@ def test_dbf_text_blocks_separate_values(tmp_path: Path) -> None:
     dbf = shp.with_suffix(".dbf")
     layout = read_dbf_layout(dbf)
     ((_, width),) = layout.text_fields
-    names, column = list(DbfText(dbf, layout).blocks())
-    assert names.split(b"\n")[0] == "名称".encode("gbk")
+    (column,) = DbfText(dbf, layout).columns()
+    assert layout.names[0] == "名称".encode("gbk")
     assert len(column) == layout.records * (width + 1)
     assert column[width] == column[2 * width + 1] == 0x0A
     assert column.startswith("甲".encode("gbk"))

@@ -815,3 +815,15 @@ def test_zip_headers_lying_about_sizes(tmp_path: Path) -> None:
     data[central + 24 : central + 28] = (100).to_bytes(4, "little")
     path.write_bytes(bytes(data))
     assert rejected(path).code == "archive_corrupt"
+
+
+def test_xlsm_macros_are_ignored(tmp_path: Path) -> None:
+    plain = ledger_workbook(tmp_path / "plain.xlsx")
+    path = tmp_path / "with_macros.xlsm"
+    with zipfile.ZipFile(plain) as src, zipfile.ZipFile(path, "w") as dst:
+        for info in src.infolist():
+            dst.writestr(info, src.read(info))
+        dst.writestr("xl/vbaProject.bin", b"\xd0\xcf\x11\xe0 not run")
+    table = read_file(path)
+    assert table.frame["企业名称"].tolist() == NAMES[:2]
+    assert any("macros" in note for note in table.notes)

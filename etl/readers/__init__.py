@@ -19,7 +19,7 @@ from pathlib import Path
 
 from etl.archive import extract_zip
 from etl.model import FileRejected, SourceTable
-from etl.readers.common import Caps
+from etl.readers.common import Caps, is_debris
 from etl.readers.delimited import read_csv
 from etl.readers.sniff import EXTENSIONS, SIDECARS, Kind, checked_path, sniff
 from etl.readers.vector import find_shapefile, gpkg_layers, read_geojson, read_gpkg, read_shapefile
@@ -134,10 +134,7 @@ def _read_folder(folder: Path, shown: str, options: _Options) -> SourceTable:
     candidates = sorted(
         p
         for p in folder.rglob("*")
-        if p.is_file()
-        and p.suffix.lower() in EXTENSIONS
-        and "__MACOSX" not in p.parts
-        and not p.name.startswith("._")
+        if p.is_file() and p.suffix.lower() in EXTENSIONS and not is_debris(p.relative_to(folder))
     )
     if len(candidates) != 1:
         found = ", ".join(p.name for p in candidates[:20]) or "none"

@@ -6,6 +6,7 @@ import logging
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -63,6 +64,15 @@ def check_rows(count: int, caps: Caps, name: str) -> None:
             detail=f"{name} has more than {caps.max_rows} rows; split the file",
             detail_zh=f"{name} 超过 {caps.max_rows} 行，请拆分后导入",
         )
+
+
+def is_debris(path: Path) -> bool:
+    """Whether a file is macOS zip debris (``__MACOSX/``, ``._name`` AppleDouble files).
+
+    Finder adds a ``._roads.shp`` beside every ``roads.shp`` it zips; counting it would
+    make every Mac upload "two shapefiles".
+    """
+    return "__MACOSX" in path.parts or path.name.startswith("._")
 
 
 def unique_names(names: Sequence[str]) -> tuple[list[str], list[str]]:

@@ -21,12 +21,18 @@ import shapely
 from pyproj import CRS
 from pyproj.exceptions import CRSError
 
-from etl.encoding import detect_dbf_encoding, gdal_encoding_name, read_dbf_layout
+from etl.encoding import (
+    corrupt_shapefile,
+    detect_dbf_encoding,
+    gdal_encoding_name,
+    read_dbf_layout,
+)
 from etl.model import FileRejected, SourceTable
 from etl.readers.common import (
     Caps,
     check_columns,
     check_rows,
+    is_debris,
     library_errors,
     refuse_replacement_chars,
     row_numbers,
@@ -72,10 +78,7 @@ def find_shapefile(folder: Path) -> Path | None:
     found = sorted(
         p
         for p in folder.rglob("*")
-        if p.suffix.lower() == ".shp"
-        and p.is_file()
-        and "__MACOSX" not in p.parts
-        and not p.name.startswith("._")
+        if p.suffix.lower() == ".shp" and p.is_file() and not is_debris(p.relative_to(folder))
     )
     if len(found) > 1:
         names = ", ".join(str(p.relative_to(folder)) for p in found[:20])
@@ -98,29 +101,23 @@ def _check_shape_index(shp: Path, shx: Path, dbf_records: int) -> None:
     shp_size = shp.stat().st_size
     raw = shx.read_bytes()
     if len(raw) < _SHP_HEADER or (len(raw) - _SHP_HEADER) % 8 or shp_size < _SHP_HEADER:
-        raise _corrupt(
+        raise corrupt_shapefile(
             shp.name, "the .shp or .shx header is truncated", ".shp 或 .shx 文件头不完整"
         )
     index = np.frombuffer(raw, dtype=">i4", offset=_SHP_HEADER).reshape(-1, 2).astype(np.int64)
     ends = (index[:, 0] + 4 + index[:, 1]) * 2  # both counted in 16-bit words
     if len(index) and (index.min() < 0 or int(ends.max()) > shp_size):
-        raise _corrupt(
+        raise corrupt_shapefile(
             shp.name,
             "the .shp is truncated (the index points past its end)",
             ".shp 文件被截断（索引指向文件末尾之后）",
         )
     if len(index) != dbf_records:
-        raise _corrupt(
+        raise corrupt_shapefile(
             shp.name,
             f"the .shx lists {len(index)} shapes but the .dbf has {dbf_records} records",
             f".shx 记录 {len(index)} 个图形，而 .dbf 有 {dbf_records} 条记录",
         )
-
-
-def _corrupt(name: str, why: str, why_zh: str) -> FileRejected:
-    return FileRejected(
-        f"{name} is corrupt: {why}", f"{name} 文件已损坏：{why_zh}", code="shapefile_corrupt"
-    )
 
 
 def read_shapefile(shp: Path, *, encoding: str | None, caps: Caps) -> SourceTable:
