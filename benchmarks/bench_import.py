@@ -69,6 +69,7 @@ def main() -> None:
         settings = load_settings()
         ours: list[float] = []
         theirs: list[float] = []
+        phases: list[dict[str, float]] = []
         for i in range(args.repeat):
             t = time.perf_counter()
             subprocess.run(
@@ -103,6 +104,7 @@ def main() -> None:
                 url, gpkg, ImportOptions(target="building"), limits=settings.etl, actor="bench"
             )
             ours.append(time.perf_counter() - t)
+            phases.append(report.timings)
             assert report.status == "succeeded", report.as_dict()
             assert report.rows_inserted == n, report.as_dict()
             print(
@@ -117,6 +119,8 @@ def main() -> None:
             ).fetchone()
     shutil.rmtree(work, ignore_errors=True)
     med_ours, med_theirs = statistics.median(ours), statistics.median(theirs)
+    split = {k: statistics.median(p.get(k, 0.0) for p in phases) for k in phases[0]}
+    split_text = ", ".join(f"{k} {v:.1f} s" for k, v in split.items() if k != "load")
     lines = [
         "# Import: ours vs ogr2ogr",
         "",
@@ -132,6 +136,11 @@ def main() -> None:
         f"Ratio ours / ogr2ogr: **{med_ours / med_theirs:.2f}**. Stamped rows after our import: {stamped[0]:,} of {stamped[1]:,}."
         if stamped
         else "",
+        "",
+        f"Our phases (medians): {split_text}. `read` = GDAL read in the sandboxed child + transfer;"
+        " `prepare` = column mapping, coordinate and geometry validation, EWKB; `load.copy` = COPY"
+        " into staging + its GiST index; `load.stamp` = admin/grid join; `load.merge` = INSERT into"
+        " the live table (GiST + btree maintenance, validity check constraint).",
     ]
     OUT.write_text("\n".join(lines) + "\n", encoding="utf-8")
     print(OUT.read_text(encoding="utf-8"))
