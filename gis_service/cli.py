@@ -406,6 +406,41 @@ def import_file(  # noqa: PLR0917 - one option per flag
         raise typer.Exit(code=1)
 
 
+@app.command("targets")
+def targets(
+    target: Annotated[str | None, typer.Argument(help="one target to describe in full")] = None,
+) -> None:
+    """What can be imported: each target's fields, the headers accepted for them, the values."""
+    from etl.mapping import TARGETS, describe
+
+    if target is None:
+        table = Table(title="import targets / 导入对象")
+        for col in ("target", "名称", "geometry", "natural key / 唯一键"):
+            table.add_column(col)
+        for name, each in sorted(TARGETS.items()):
+            table.add_row(name, each.title_zh, each.geometry, ", ".join(each.natural_key) or "-")
+        out.print(table)
+        return
+    spec = TARGETS.get(target)
+    if spec is None:
+        err.print(f"unknown target {target!r}; one of: {', '.join(sorted(TARGETS))}")
+        raise typer.Exit(code=2)
+    table = Table(title=f"{target} · {spec.title_zh}")
+    for col in ("field", "字段", "required", "accepted headers / 可识别列名", "values / 取值"):
+        table.add_column(col, overflow="fold")
+    for field in describe(spec):
+        values = field.get("values") or {}
+        shown = "; ".join(f"{k}: {'/'.join(v[:4])}" for k, v in values.items())
+        table.add_row(
+            field["field"],
+            field["title_zh"],
+            "*" if field.get("required") else "",
+            "、".join(field.get("headers", [])[:8]),
+            shown,
+        )
+    out.print(table)
+
+
 @app.command("export")
 def export_file(  # noqa: PLR0917 - one option per flag
     target: Annotated[str, typer.Argument(help="enterprise, building, geohazard_point, …")],

@@ -70,3 +70,54 @@ def test_demo_load_is_idempotent(demo_url: str) -> None:
     r = _cli(demo_url, "demo", "load", "--no-users")
     assert r.returncode == 0, r.stderr
     assert "already loaded" in r.stdout
+
+
+def test_import_and_export_commands(demo_url: str, tmp_path: Any) -> None:
+    import json
+
+    path = tmp_path / "企业.csv"
+    path.write_bytes(
+        "企业名称,统一社会信用代码,行业类别,风险等级,经度,纬度\n"
+        "命令行导入化工厂,91430204MA4LCLI001,危化品,红色,113.11,27.89\n"
+        "坐标缺失企业,91430204MA4LCLI002,工贸,蓝色,,\n".encode("gb18030")
+    )
+    refused = _cli(demo_url, "import", "enterprise", str(path), "--crs", "wgs84", "--json")
+    assert refused.returncode == 1
+    report = json.loads(refused.stdout)
+    assert report["status"] == "failed"
+    assert report["encoding"] == "gb18030"
+    assert sorted({p["row"] for p in report["problems"]}) == [3]
+    assert {p["column"] for p in report["problems"]} == {"经度", "纬度"}
+    ok = _cli(
+        demo_url, "import", "enterprise", str(path), "--crs", "wgs84", "--skip-bad-rows", "--json"
+    )
+    assert ok.returncode == 0, ok.stderr
+    assert json.loads(ok.stdout)["rows_inserted"] == 1
+    out = tmp_path / "out"
+    exported = _cli(
+        demo_url,
+        "export",
+        "enterprise",
+        "-f",
+        "csv",
+        "--crs",
+        "bd09",
+        "--admin",
+        "430204",
+        "-o",
+        str(out),
+    )
+    assert exported.returncode == 0, exported.stderr
+    files = list(out.iterdir())
+    assert [f.name for f in files] == ["enterprise_bd09.csv"]
+    assert "命令行导入化工厂" in files[0].read_text(encoding="utf-8-sig")
+
+
+def test_targets_command_lists_fields_and_headers(demo_url: str) -> None:
+    listing = _cli(demo_url, "targets")
+    assert listing.returncode == 0
+    assert "geohazard_point" in listing.stdout
+    assert "地质灾害隐患点" in listing.stdout
+    detail = _cli(demo_url, "targets", "enterprise")
+    assert "统一社会信用代码" in detail.stdout
+    assert _cli(demo_url, "targets", "nonsense").returncode == 2

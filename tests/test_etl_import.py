@@ -564,3 +564,11 @@ def test_gk_transformer_truth_sanity() -> None:
     x, y = Transformer.from_crs(4490, 4547, always_xy=True).transform(113.13, 27.87)
     assert 380_000 < x < 520_000
     assert 3_000_000 < y < 3_200_000
+
+
+def test_import_targets_catalogue(client: TestClient) -> None:
+    catalogue = client.get("/imports/targets", headers=auth("a_viewer")).json()
+    assert set(catalogue) >= {"enterprise", "building", "geohazard_point", "shelter", "grid"}
+    uscc = next(f for f in catalogue["enterprise"]["fields"] if f["field"] == "uscc")
+    assert "统一社会信用代码" in uscc["headers"]
+    assert catalogue["enterprise"]["natural_key"] == ["uscc"]

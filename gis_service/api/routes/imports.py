@@ -20,6 +20,7 @@ from fastapi import Path as PathParam
 from fastapi.responses import JSONResponse
 from sqlalchemy import insert, select
 
+from etl.mapping import TARGETS, describe
 from etl.pipeline import ImportOptions, run_import
 from gis_service.api.deps import CurrentUser, DbDep, SettingsDep, require_roles
 from gis_service.api.routes import router
@@ -170,6 +171,20 @@ async def create_import(  # noqa: PLR0917 - one form field per option
         status_code=202,
         headers={"Location": f"/imports/{batch_id}"},
     )
+
+
+@api.get("/imports/targets", summary="What can be imported, with accepted headers and values")
+async def import_targets(user: CurrentUser) -> dict[str, Any]:
+    """Every target with its fields, the column names recognised and the value synonyms."""
+    return {
+        name: {
+            "title_zh": spec.title_zh,
+            "geometry": spec.geometry,
+            "natural_key": list(spec.natural_key),
+            "fields": describe(spec),
+        }
+        for name, spec in sorted(TARGETS.items())
+    }
 
 
 @api.get("/imports/{batch_id}", summary="Progress and report of one import")
