@@ -16,6 +16,9 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from gis_service.commands import grids as grids_commands
+from gis_service.commands import hazards as hazards_commands
+from gis_service.commands import tiles as tiles_commands
 from gis_service.errors import GisError
 from gis_service.settings import Settings, load_settings
 from gis_service.types import Role
@@ -33,6 +36,9 @@ users_app = typer.Typer(help="Users and their tokens.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(demo_app, name="demo")
 app.add_typer(users_app, name="users")
+app.add_typer(tiles_commands.app, name="tiles")
+app.add_typer(grids_commands.app, name="grids")
+app.add_typer(hazards_commands.app, name="hazards")
 
 err = Console(stderr=True)
 out = Console()

@@ -15,7 +15,19 @@ from starlette.staticfiles import StaticFiles
 from gis_service import __version__
 from gis_service.api import errors
 from gis_service.api.middleware import BodyLimitMiddleware, RequestIdMiddleware
-from gis_service.api.routes import enterprises, exports, health, imports, reference, users
+from gis_service.api.routes import (
+    enterprises,
+    exports,
+    features,
+    grids,
+    hazards,
+    health,
+    imports,
+    query,
+    reference,
+    tiles,
+    users,
+)
 from gis_service.db.engine import make_async_engine, resolve_url
 from gis_service.settings import Settings, load_settings
 
@@ -69,7 +81,19 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
     )
     app.state.settings = settings
     errors.install(app)
-    for module in (health, users, reference, enterprises, imports, exports):
+    for module in (
+        health,
+        users,
+        reference,
+        enterprises,
+        imports,
+        exports,
+        tiles,
+        query,
+        features,
+        grids,
+        hazards,
+    ):
         app.include_router(module.api)
 
     web_dir = settings.api.web_dir or _default_web_dir()

@@ -1,0 +1,7 @@
+"""The 隐患 ledger."""
+
+from __future__ import annotations
+
+from gis_service.api.routes import router
+
+api = router("hazards")

@@ -1,0 +1,7 @@
+"""Spatial queries and statistics."""
+
+from __future__ import annotations
+
+from gis_service.api.routes import router
+
+api = router("query")

@@ -1,0 +1,1 @@
+r"""Typer sub-commands, one module per capability; \`gis_service.cli\` mounts them."""

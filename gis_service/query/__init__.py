@@ -1,0 +1,1 @@
+"""Spatial questions: locate, nearby, nearest, area summaries and statistics."""
