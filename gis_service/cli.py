@@ -37,6 +37,7 @@ app.add_typer(db_app, name="db")
 app.add_typer(demo_app, name="demo")
 app.add_typer(users_app, name="users")
 app.add_typer(tiles_commands.app, name="tiles")
+app.add_typer(tiles_commands.layers_app, name="layers")
 app.add_typer(grids_commands.app, name="grids")
 app.add_typer(hazards_commands.app, name="hazards")
 
