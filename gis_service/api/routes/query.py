@@ -1,7 +1,209 @@
-"""Spatial queries and statistics."""
+"""Spatial queries and statistics: locate, nearby, nearest, area, /stats (thin routes)."""
 
 from __future__ import annotations
 
+from typing import Annotated, Any, Literal
+from urllib.parse import urlencode
+
+from fastapi import Query, Request
+from fastapi.responses import Response
+
+from gis_service.api.deps import CurrentUser, DbDep, SettingsDep
 from gis_service.api.routes import router
+from gis_service.errors import FieldProblem, InvalidInput, NotFound
+from gis_service.query import batch as batch_input
+from gis_service.query import layers as qlayers
+from gis_service.query import locate as qlocate
+from gis_service.query import nearby as qnearby
+from gis_service.query import params as qp
+from gis_service.query import tables
 
 api = router("query")
+
+Lon = Annotated[float, Query(ge=-180, le=180, allow_inf_nan=False, description="longitude")]
+Lat = Annotated[float, Query(ge=-90, le=90, allow_inf_nan=False, description="latitude")]
+CrsQ = Annotated[
+    qp.InputCrs,
+    Query(description="coordinate system of lon/lat: wgs84, cgcs2000, gcj02 (Amap), bd09 (Baidu)"),
+]
+Fmt = Literal["json", "csv", "xlsx"]
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+
+
+def download(content: bytes, fmt: Fmt, name: str) -> Response:
+    """A CSV/XLSX attachment."""
+    media = "text/csv; charset=utf-8" if fmt == "csv" else XLSX
+    return Response(
+        content,
+        media_type=media,
+        headers={"Content-Disposition": f'attachment; filename="{name}.{fmt}"'},
+    )
+
+
+@api.get("/query/locate", summary="Whose village and grid is this point in, and whom to call")
+async def locate(
+    lon: Lon, lat: Lat, user: CurrentUser, db: DbDep, crs: CrsQ = qp.InputCrs.wgs84
+) -> dict[str, Any]:
+    """Admin chain, grid with its worker and leader, geological hazards there, nearest shelter.
+
+    404 when no village of the caller's area holds the point.
+    """
+    point = qp.storage_point(lon, lat, crs)
+    async with db.tx() as conn:
+        hit = await qlocate.locate_point(conn, user, point)
+    if not hit.found:
+        raise NotFound(
+            detail="no village of your area holds this point",
+            detail_zh="该位置不在您的辖区范围内",
+        )
+    return {"input": {"lon": lon, "lat": lat, "crs": crs.value}, **hit.as_dict()}
+
+
+@api.post(
+    "/query/locate",
+    summary="Locate up to 10,000 points (JSON or CSV; answer as JSON, CSV or XLSX)",
+    openapi_extra={
+        "requestBody": {
+            "content": {
+                "application/json": {"schema": {"type": "object"}},
+                "text/csv": {"schema": {"type": "string"}},
+                "multipart/form-data": {
+                    "schema": {
+                        "type": "object",
+                        "properties": {"file": {"type": "string", "format": "binary"}},
+                    }
+                },
+            }
+        }
+    },
+)
+async def locate_batch(
+    request: Request,
+    user: CurrentUser,
+    db: DbDep,
+    crs: Annotated[qp.InputCrs | None, Query(description="overrides the body's crs")] = None,
+    format: Fmt = "json",
+) -> Any:
+    """JSON ``{"crs", "points": [{"id", "lon", "lat"}]}``, a CSV body, or a multipart ``file``."""
+    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    body_crs = None
+    if kind == "application/json":
+        parsed, body_crs = batch_input.from_json(await request.body())
+    elif kind in ("text/csv", "text/plain"):
+        parsed = batch_input.from_csv(await request.body())
+    elif kind == "multipart/form-data":
+        form = await request.form()
+        upload = form.get("file")
+        if upload is None or isinstance(upload, str):
+            raise InvalidInput(
+                detail="send the CSV as the form field 'file'",
+                detail_zh="请以 file 字段上传 CSV",
+                fields=[FieldProblem("body.file", "required")],
+            )
+        parsed = batch_input.from_csv(await upload.read())
+    else:
+        raise InvalidInput(
+            detail="send application/json, text/csv or multipart/form-data",
+            detail_zh="请求体须为 JSON、CSV 或表单上传",
+            fields=[FieldProblem("header.content-type", "unsupported")],
+        )
+    system = crs or body_crs or qp.InputCrs.wgs84
+    x, y = parsed.storage(system)
+    good = [i for i in range(len(parsed)) if i not in parsed.errors]
+    located: dict[int, qlocate.Located] = {}
+    if good:
+        async with db.tx() as conn:
+            hits = await qlocate.locate_points(conn, user, x[good], y[good])
+        located = {good[h.index]: h for h in hits}
+    rows = parsed.rows(located)
+    if format == "json":
+        return {
+            "crs": system.value,
+            "count": len(rows),
+            "found": sum(1 for r in rows if r["found"]),
+            "errors": len(parsed.errors),
+            "results": rows,
+        }
+    cols, heads = batch_input.COLUMNS, batch_input.HEADERS
+    if format == "csv":
+        return download(tables.to_csv(cols, heads, rows), "csv", "locate")
+    return download(tables.to_xlsx([("定位结果", cols, heads, rows)]), "xlsx", "locate")
+
+
+def _link(settings: SettingsDep, path: str, params: dict[str, Any]) -> str:
+    base = settings.api.public_url.rstrip("/")
+    return f"{base}{path}?{urlencode({k: v for k, v in params.items() if v is not None})}"
+
+
+@api.get("/query/nearby", summary="Features within a radius, nearest first, per layer")
+async def nearby(  # noqa: PLR0917 - FastAPI injects by parameter
+    lon: Lon,
+    lat: Lat,
+    radius_m: Annotated[float, Query(gt=0, le=qp.MAX_RADIUS_M, allow_inf_nan=False)],
+    layers: Annotated[str, Query(max_length=400, description="comma-separated layer names")],
+    user: CurrentUser,
+    db: DbDep,
+    settings: SettingsDep,
+    crs: CrsQ = qp.InputCrs.wgs84,
+    limit: Annotated[int, Query(ge=1, le=qp.MAX_PAGE)] = qp.DEFAULT_PAGE,
+    offset: Annotated[int, Query(ge=0, le=qp.MAX_OFFSET)] = 0,
+) -> dict[str, Any]:
+    """Per layer: total inside the radius, a page of features with metres, a ``next`` link."""
+    names = qp.parse_layers(layers, qlayers.NAMES)
+    point = qp.storage_point(lon, lat, crs)
+    async with db.tx() as conn:
+        pages = await qnearby.nearby(
+            conn,
+            user,
+            point,
+            radius_m,
+            [qlayers.get(n) for n in names],
+            limit=limit,
+            offset=offset,
+        )
+    common = {"lon": lon, "lat": lat, "radius_m": radius_m, "crs": crs.value, "limit": limit}
+    return {
+        "point": [round(point[0], 7), round(point[1], 7)],
+        "radius_m": radius_m,
+        "layers": [
+            {
+                "layer": p.layer,
+                "title": p.title,
+                "total": p.total,
+                "offset": p.offset,
+                "returned": len(p.features),
+                "features": p.features,
+                "next": None
+                if p.next_offset is None
+                else _link(
+                    settings,
+                    "/query/nearby",
+                    {**common, "layers": p.layer, "offset": p.next_offset},
+                ),
+            }
+            for p in pages
+        ],
+    }
+
+
+@api.get("/query/nearest", summary="The k nearest features of a layer, in true metres")
+async def nearest(  # noqa: PLR0917 - FastAPI injects by parameter
+    lon: Lon,
+    lat: Lat,
+    layer: Annotated[str, Query(max_length=64)],
+    user: CurrentUser,
+    db: DbDep,
+    crs: CrsQ = qp.InputCrs.wgs84,
+    k: Annotated[int, Query(ge=1, le=qp.MAX_K)] = 1,
+) -> dict[str, Any]:
+    """k-nearest through the index operator ``<->``, re-ranked by spheroid distance."""
+    (name,) = qp.parse_layers(layer, qlayers.NAMES, field="query.layer", most=1)
+    point = qp.storage_point(lon, lat, crs)
+    async with db.tx() as conn:
+        features = await qnearby.nearest(conn, user, point, qlayers.get(name), k)
+    return {
+        "point": [round(point[0], 7), round(point[1], 7)],
+        "layer": name,
+        "k": k,
+        "features": features,
+    }

@@ -1,0 +1,300 @@
+"""Locate: point → village chain → grid → who to call; geological hazards there; nearest shelter.
+
+The commander's and the hotline operator's question: "whose grid is this address in and who
+do I call?". One set-based statement answers it for one point or for 10,000 (the points are
+an ``unnest`` of two arrays), a second fetches the details of the distinct villages, grids,
+hazard points and shelters found, so a batch costs two round trips however many points.
+Everything is limited to the caller's area; names and phones are masked for roles that may
+not see them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from gis_service.domain.pii import mask_name, mask_phone
+from gis_service.domain.scope import Principal
+from gis_service.query.layers import scope_sql, with_scope
+from gis_service.query.sqlparts import distance_sql, knn_bound_sql, within_sql
+
+#: Geological-hazard points within this many metres count as "there" (plus any whose risk
+#: zone covers the point).
+GEOHAZARD_RADIUS_M = 500.0
+#: Shelter states that take people now, as opposed to standby sites (``closed``).
+OPEN_SHELTER = "t.status IN ('open', 'opening') AND t.capacity > t.current_occupancy"
+
+
+def _main_sql(scope: str | None) -> str:
+    s_village = scope_sql("a.code", scope)
+    s_grid = scope_sql("g.community_code", scope)
+    s_t = scope_sql("t.admin_code", scope)
+    near_any = knn_bound_sql("shelter", s_t, "pts.p", "1")
+    near_open = knn_bound_sql("shelter", f"{s_t} AND {OPEN_SHELTER}", "pts.p", "1")
+    return f"""
+WITH {with_scope(scope)} pts AS (
+    SELECT u.i, ST_SetSRID(ST_MakePoint(u.x, u.y), 4490) AS p, u.y AS lat
+    FROM unnest(CAST(:xs AS float8[]), CAST(:ys AS float8[])) WITH ORDINALITY AS u(x, y, i)
+)
+SELECT pts.i, v.code AS village, gr.id AS grid_id, z.ids AS zone_ids,
+       gh.ids AS geohazard_ids, gh.dists AS geohazard_m,
+       sa.id AS shelter_id, sa.d AS shelter_m, so.id AS open_shelter_id, so.d AS open_shelter_m
+FROM pts
+LEFT JOIN LATERAL (
+    SELECT a.code FROM admin_division a
+    WHERE a.level = 'village' AND a.valid_to IS NULL AND a.boundary && pts.p
+      AND ST_Intersects(a.boundary, pts.p) AND {s_village}
+    ORDER BY a.code LIMIT 1
+) v ON TRUE
+LEFT JOIN LATERAL (
+    SELECT g.id FROM grid g
+    WHERE g.valid_to IS NULL AND g.geom && pts.p AND ST_Intersects(g.geom, pts.p) AND {s_grid}
+    ORDER BY g.grid_code LIMIT 1
+) gr ON TRUE
+LEFT JOIN LATERAL (
+    SELECT array_agg(t.id ORDER BY t.id) AS ids FROM geohazard_zone t
+    WHERE t.geom && pts.p AND ST_Intersects(t.geom, pts.p) AND {s_t}
+) z ON TRUE
+LEFT JOIN LATERAL (
+    SELECT array_agg(h.id ORDER BY h.d, h.id) AS ids, array_agg(h.d ORDER BY h.d, h.id) AS dists
+    FROM (
+        SELECT t.id, {distance_sql("t.geom", "pts.p")} AS d FROM geohazard_point t
+        WHERE NOT t.closed AND {s_t} AND t.id IN (
+            SELECT t2.id FROM geohazard_point t2
+            WHERE {within_sql("t2.geom", "pts.p", "pts.lat", ":gh_r")}
+            UNION
+            SELECT t3.id FROM geohazard_zone zz JOIN geohazard_point t3
+              ON t3.geom && zz.geom AND ST_Intersects(zz.geom, t3.geom)
+            WHERE zz.geom && pts.p AND ST_Intersects(zz.geom, pts.p)
+        )
+    ) h
+) gh ON TRUE
+LEFT JOIN LATERAL (SELECT {near_any} AS r, {near_open} AS r_open) nb ON TRUE
+LEFT JOIN LATERAL (
+    SELECT t.id, {distance_sql("t.geom", "pts.p")} AS d FROM shelter t
+    WHERE {s_t} AND {within_sql("t.geom", "pts.p", "pts.lat", "nb.r")}
+    ORDER BY d, t.id LIMIT 1
+) sa ON TRUE
+LEFT JOIN LATERAL (
+    SELECT t.id, {distance_sql("t.geom", "pts.p")} AS d FROM shelter t
+    WHERE {s_t} AND {OPEN_SHELTER} AND {within_sql("t.geom", "pts.p", "pts.lat", "nb.r_open")}
+    ORDER BY d, t.id LIMIT 1
+) so ON TRUE
+ORDER BY pts.i
+"""
+
+
+_PERSONS = """
+    SELECT coalesce(json_agg(json_build_object(
+        'level', r.level, 'duty', r.duty, 'name', p.name, 'phone', p.phone, 'org', p.org)
+        ORDER BY r.level, r.duty, p.name), '[]'::json)
+    FROM responsibility r JOIN person p ON p.id = r.person_id
+    WHERE r.target_type = '{target}' AND r.target_id = t.id
+      AND (r.valid_to IS NULL OR r.valid_to >= current_date)
+"""
+
+_DETAILS_SQL = f"""
+SELECT
+ (SELECT coalesce(json_object_agg(v.code, (
+     SELECT json_agg(json_build_object('code', a.code, 'level', a.level, 'name', a.name)
+                     ORDER BY array_position(v.ancestors, a.code::text))
+     FROM admin_division a WHERE a.code = ANY(v.ancestors))), '{{}}'::json)
+  FROM admin_division v WHERE v.code = ANY(CAST(:villages AS text[]))) AS villages,
+ (SELECT coalesce(json_object_agg(g.id, json_build_object(
+     'grid_code', g.grid_code, 'name', g.name, 'kind', g.kind,
+     'households', g.households, 'population', g.population,
+     'staff', (SELECT coalesce(json_agg(json_build_object(
+                   'role', ga.role, 'name', p.name, 'phone', p.phone, 'org', p.org)
+                   ORDER BY ga.role, p.name), '[]'::json)
+               FROM grid_assignment ga JOIN person p ON p.id = ga.person_id
+               WHERE ga.grid_id = g.id AND ga.end_date IS NULL
+                 AND ga.role IN ('grid_worker', 'grid_leader')))), '{{}}'::json)
+  FROM grid g WHERE g.id = ANY(CAST(:grids AS bigint[]))) AS grids,
+ (SELECT coalesce(json_object_agg(t.id, json_build_object(
+     'code', t.code, 'name', t.name, 'kind', t.kind, 'danger_grade', t.danger_grade,
+     'threatened_households', t.threatened_households,
+     'threatened_people', t.threatened_people,
+     'responsible', ({_PERSONS.format(target="geohazard_point")}))), '{{}}'::json)
+  FROM geohazard_point t WHERE t.id = ANY(CAST(:points AS bigint[]))) AS geohazards,
+ (SELECT coalesce(json_object_agg(t.id, json_build_object(
+     'code', t.code, 'name', t.name, 'risk_level', t.risk_level,
+     'households', t.households, 'people', t.people,
+     'responsible', ({_PERSONS.format(target="geohazard_zone")}))), '{{}}'::json)
+  FROM geohazard_zone t WHERE t.id = ANY(CAST(:zones AS bigint[]))) AS zones,
+ (SELECT coalesce(json_object_agg(t.id, json_build_object(
+     'id', t.id, 'name', t.name, 'grade', t.grade, 'space_type', t.space_type,
+     'capacity', t.capacity, 'current_occupancy', t.current_occupancy, 'status', t.status,
+     'address', t.address, 'lon', round(ST_X(t.geom)::numeric, 7),
+     'lat', round(ST_Y(t.geom)::numeric, 7))), '{{}}'::json)
+  FROM shelter t WHERE t.id = ANY(CAST(:shelters AS bigint[]))) AS shelters
+"""
+
+
+@dataclass(frozen=True)
+class Located:
+    """The answer for one point, with PII already masked for the caller."""
+
+    index: int
+    lon: float
+    lat: float
+    chain: list[dict[str, Any]]
+    grid: dict[str, Any] | None
+    geohazards: list[dict[str, Any]]
+    risk_zones: list[dict[str, Any]]
+    nearest_shelter: dict[str, Any] | None
+    nearest_open_shelter: dict[str, Any] | None
+
+    @property
+    def found(self) -> bool:
+        """Whether a village of the caller's area holds the point."""
+        return bool(self.chain)
+
+    def as_dict(self) -> dict[str, Any]:
+        """The nested JSON answer of ``GET /query/locate``."""
+        village = self.chain[-1] if self.chain else None
+        return {
+            "point": [round(self.lon, 7), round(self.lat, 7)],
+            "admin": self.chain,
+            "village": village,
+            "grid": self.grid,
+            "geohazards": self.geohazards,
+            "risk_zones": self.risk_zones,
+            "nearest_shelter": self.nearest_shelter,
+            "nearest_open_shelter": self.nearest_open_shelter,
+        }
+
+    def flat(self) -> dict[str, Any]:
+        """One row of a batch answer (CSV/XLSX friendly)."""
+        by_level = {u["level"]: u for u in self.chain}
+        grid = self.grid or {}
+        staff = grid.get("staff", [])
+        worker: dict[str, Any] = next((s for s in staff if s["role"] == "grid_worker"), {})
+        leader: dict[str, Any] = next((s for s in staff if s["role"] == "grid_leader"), {})
+        shelter = self.nearest_shelter or {}
+        open_shelter = self.nearest_open_shelter or {}
+        leads = [
+            f"{r['name']}({r['phone'] or ''})"
+            for h in self.geohazards
+            for r in h["responsible"]
+            if r["duty"] == "prevention_lead" and r["level"] == "village"
+        ]
+        return {
+            "found": self.found,
+            "cgcs2000_lon": round(self.lon, 7),
+            "cgcs2000_lat": round(self.lat, 7),
+            "county": by_level.get("county", {}).get("name"),
+            "township": by_level.get("township", {}).get("name"),
+            "village_code": by_level.get("village", {}).get("code"),
+            "village": by_level.get("village", {}).get("name"),
+            "grid_code": grid.get("grid_code"),
+            "grid_name": grid.get("name"),
+            "grid_worker": worker.get("name"),
+            "grid_worker_phone": worker.get("phone"),
+            "grid_leader": leader.get("name"),
+            "grid_leader_phone": leader.get("phone"),
+            "geohazard_points": ";".join(h["code"] for h in self.geohazards),
+            "geohazard_village_leads": ";".join(dict.fromkeys(leads)),
+            "nearest_shelter": shelter.get("name"),
+            "nearest_shelter_m": shelter.get("distance_m"),
+            "nearest_open_shelter": open_shelter.get("name"),
+            "nearest_open_shelter_m": open_shelter.get("distance_m"),
+        }
+
+
+def _mask(people: list[dict[str, Any]], principal: Principal) -> list[dict[str, Any]]:
+    if principal.sees_pii:
+        return people
+    return [{**p, "name": mask_name(p["name"]), "phone": mask_phone(p["phone"])} for p in people]
+
+
+def _metres(d: float | None) -> float | None:
+    return None if d is None else round(float(d), 1)
+
+
+async def locate_points(
+    conn: AsyncConnection,
+    principal: Principal,
+    lon: np.ndarray[Any, Any],
+    lat: np.ndarray[Any, Any],
+) -> list[Located]:
+    """Locate storage-coordinate points (already validated) for ``principal``.
+
+    Args:
+        conn: a connection inside a transaction.
+        principal: who asks; every row comes from their area, PII masked by role.
+        lon: CGCS2000 longitudes.
+        lat: CGCS2000 latitudes.
+
+    Returns:
+        One :class:`Located` per input point, in input order.
+    """
+    params: dict[str, Any] = {
+        "xs": [float(v) for v in lon],
+        "ys": [float(v) for v in lat],
+        "gh_r": GEOHAZARD_RADIUS_M,
+    }
+    if principal.scope_code is not None:
+        params["scope"] = principal.scope_code
+    rows = (await conn.execute(text(_main_sql(principal.scope_code)), params)).all()
+    ids: dict[str, set[Any]] = {k: set() for k in ("villages", "grids", "points", "zones")}
+    shelters: set[int] = set()
+    for r in rows:
+        if r.village:
+            ids["villages"].add(r.village)
+        if r.grid_id:
+            ids["grids"].add(r.grid_id)
+        ids["points"].update(r.geohazard_ids or ())
+        ids["zones"].update(r.zone_ids or ())
+        shelters.update(x for x in (r.shelter_id, r.open_shelter_id) if x is not None)
+    details = (
+        await conn.execute(
+            text(_DETAILS_SQL),
+            {**{k: sorted(v) for k, v in ids.items()}, "shelters": sorted(shelters)},
+        )
+    ).one()
+    grids = {int(k): v for k, v in details.grids.items()}
+    for g in grids.values():
+        g["staff"] = _mask(g["staff"], principal)
+    points = {int(k): v for k, v in details.geohazards.items()}
+    zones = {int(k): v for k, v in details.zones.items()}
+    for item in (*points.values(), *zones.values()):
+        item["responsible"] = _mask(item["responsible"], principal)
+    shelter_rows = {int(k): v for k, v in details.shelters.items()}
+
+    def shelter(sid: int | None, d: float | None) -> dict[str, Any] | None:
+        if sid is None:
+            return None
+        return {**shelter_rows[sid], "distance_m": _metres(d)}
+
+    out: list[Located] = []
+    for r in rows:
+        i = int(r.i) - 1
+        out.append(
+            Located(
+                index=i,
+                lon=float(lon[i]),
+                lat=float(lat[i]),
+                chain=details.villages.get(r.village, []) if r.village else [],
+                grid=grids.get(r.grid_id) if r.grid_id else None,
+                geohazards=[
+                    {**points[pid], "distance_m": _metres(d)}
+                    for pid, d in zip(r.geohazard_ids or (), r.geohazard_m or (), strict=True)
+                ],
+                risk_zones=[zones[zid] for zid in r.zone_ids or ()],
+                nearest_shelter=shelter(r.shelter_id, r.shelter_m),
+                nearest_open_shelter=shelter(r.open_shelter_id, r.open_shelter_m),
+            )
+        )
+    return out
+
+
+async def locate_point(
+    conn: AsyncConnection, principal: Principal, point: tuple[float, float]
+) -> Located:
+    """:func:`locate_points` for one storage-coordinate point."""
+    (hit,) = await locate_points(conn, principal, np.array([point[0]]), np.array([point[1]]))
+    return hit

@@ -1,0 +1,48 @@
+"""SQL fragments shared by the query statements: exact metre distances that still use the index.
+
+Geometries are stored in lon/lat, where a degree of longitude is shorter than a degree of
+latitude, so neither ``ST_DWithin`` on geometry nor ``<->`` ordering gives metres. The pattern
+here: a degree box that surely holds the radius (``&&``, GiST), then the geodesic test on
+geography. For the k nearest, ``<->`` finds k candidates through the index, the farthest of
+them bounds the true answer in metres, and the exact k are picked inside that bound.
+Every name interpolated here is a constant of this package; values are bound parameters.
+"""
+
+from __future__ import annotations
+
+M_PER_DEG_LAT_MIN = 110_574.0
+M_PER_DEG_LON_EQ = 111_320.0
+
+
+def expand_sql(point: str, lat: str, radius: str) -> str:
+    """``ST_Expand`` box around ``point`` covering ``radius`` metres (SQL expressions)."""
+    dlat = f"({radius}) / {M_PER_DEG_LAT_MIN} * 1.01"
+    dlon = (
+        f"({radius}) / ({M_PER_DEG_LON_EQ} * cos(radians(least(89.0, abs({lat}) + {dlat})))) * 1.01"
+    )
+    return f"ST_Expand({point}, {dlon}, {dlat})"
+
+
+def within_sql(geom: str, point: str, lat: str, radius: str) -> str:
+    """Predicate: ``geom`` lies within ``radius`` metres (geodesic) of ``point``."""
+    return (
+        f"{geom} && {expand_sql(point, lat, radius)}"
+        f" AND ST_DWithin({geom}::geography, {point}::geography, {radius})"
+    )
+
+
+def distance_sql(geom: str, point: str) -> str:
+    """Geodesic distance in metres (spheroid) between ``geom`` and ``point``."""
+    return f"ST_Distance({geom}::geography, {point}::geography)"
+
+
+def knn_bound_sql(table: str, where: str, point: str, k: str) -> str:
+    """Scalar subquery: metres to the farthest of the k index-nearest rows (NULL if none).
+
+    A centimetre is added because ``ST_DWithin`` and ``ST_Distance`` on geography do not round
+    alike: the farthest candidate itself must pass the radius test.
+    """
+    return (
+        f"(SELECT max({distance_sql('c.geom', point)}) + 0.01 FROM"
+        f" (SELECT t.geom FROM {table} t WHERE {where} ORDER BY t.geom <-> {point} LIMIT {k}) c)"
+    )
