@@ -1013,3 +1013,29 @@ AUDITED_TABLES: tuple[str, ...] = (
     "hazard_layer",
     "app_user",
 )
+
+
+# ---------------------------------------------------------------------------
+# Tiles (issue 4): the change log behind tile-cache invalidation (migration 0005)
+# ---------------------------------------------------------------------------
+class TileChange(Base):
+    """One write statement on a mapped table and the bbox it touched (NULL bbox: all of it).
+
+    Written by STATEMENT triggers (so bulk imports count too) and announced by
+    ``NOTIFY gis_tile_change``; tile servers drop the cached tiles the bbox covers.
+    """
+
+    __tablename__ = "tile_change"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(always=True), primary_key=True)
+    at: Mapped[dt.datetime] = mapped_column(
+        DateTime(timezone=True), nullable=False, server_default=func.now()
+    )
+    table_name: Mapped[str] = mapped_column(Text, nullable=False)
+    op: Mapped[str] = mapped_column(String(8), nullable=False)
+    min_x: Mapped[float | None] = mapped_column(Float)
+    min_y: Mapped[float | None] = mapped_column(Float)
+    max_x: Mapped[float | None] = mapped_column(Float)
+    max_y: Mapped[float | None] = mapped_column(Float)
+
+    __table_args__ = (Index("ix_tile_change_at", "at"),)
