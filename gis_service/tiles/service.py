@@ -1,0 +1,235 @@
+"""The tile service: a warmed psycopg pool, prepared tile statements, the cache and its feed.
+
+Why not the API's SQLAlchemy pool: each tile is one statement whose text depends only on
+(layer, zoom, scoped), so a raw psycopg connection in autocommit mode runs it as a
+server-side prepared statement with no BEGIN/COMMIT, no pool reset round trip and no ORM
+layer (tipg spends 6-8 ms of Python per tile; TILE_SERVING.md). Connections are opened with
+parallel query and JIT off (parallel plans make tile SQL ~4x dearer) and warmed with one
+``ST_Transform`` (PROJ initialisation costs ~150 ms on a fresh backend).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
+
+from gis_service.errors import (
+    BadParameter,
+    DatabaseUnavailable,
+    FieldProblem,
+    NotFound,
+    QueryTooExpensive,
+)
+from gis_service.registry import LayerSpec, Registry
+from gis_service.tiles.cache import CacheKey, TileCache, TileEntry, etag_of
+from gis_service.tiles.changes import ChangeFeed
+from gis_service.tiles.settings import TileSettings
+from gis_service.tiles.sql import TileQuery, tile_query
+from gis_service.tiles.tilemath import Tile
+
+log = logging.getLogger(__name__)
+
+_WARM = "SELECT ST_Transform(ST_TileEnvelope(10, 834, 421), 4490)"
+
+
+def conninfo_of(url: str) -> str:
+    """A libpq URL from a SQLAlchemy one (``postgresql+psycopg://`` → ``postgresql://``)."""
+    scheme, sep, rest = url.partition("://")
+    return f"postgresql://{rest}" if sep and scheme.startswith("postgres") else url
+
+
+@dataclass(frozen=True)
+class TileResult:
+    """What the endpoint sends: the entry (None = empty tile) and whether it came from cache."""
+
+    entry: TileEntry
+    cached: bool
+    key: CacheKey
+
+
+class TileService:
+    """Renders, caches and invalidates vector tiles for the layers of one registry."""
+
+    def __init__(self, url: str, settings: TileSettings, registry: Registry) -> None:
+        self.settings = settings
+        self.registry = registry
+        self.conninfo = conninfo_of(url)
+        self.cache = TileCache(settings.cache_mb * 1024 * 1024)
+        self.feed = ChangeFeed(self.conninfo, self.cache.invalidate, self.cache.clear)
+        self._queries: dict[tuple[str, int, bool], TileQuery] = {}
+        self._inflight: dict[CacheKey, asyncio.Future[TileEntry]] = {}
+        self._tables: dict[tuple[str, ...], frozenset[str]] = {}
+        options = (
+            f"-c statement_timeout={settings.statement_timeout_ms}"
+            " -c max_parallel_workers_per_gather=0 -c jit=off -c timezone=Asia/Shanghai"
+        )
+        self.pool = AsyncConnectionPool(
+            self.conninfo,
+            min_size=min(settings.pool_min, settings.pool_max),
+            max_size=settings.pool_max,
+            kwargs={"autocommit": True, "prepare_threshold": 0, "options": options},
+            configure=self._configure,
+            open=False,
+            timeout=5.0,
+            name="tiles",
+        )
+
+    @staticmethod
+    async def _configure(conn: psycopg.AsyncConnection[Any]) -> None:
+        conn.prepared_max = 4096
+        await conn.execute(_WARM)
+
+    async def open(self) -> None:
+        """Open the pool (warm connections) and the change feed."""
+        await self.pool.open(wait=False)
+        if self.cache.enabled:
+            self.feed.connect()
+
+    async def close(self) -> None:
+        """Close the feed and the pool."""
+        self.feed.close()
+        await self.pool.close()
+
+    # ----------------------------------------------------------------- layers
+    def resolve(self, names: str) -> tuple[LayerSpec, ...]:
+        """Layer specs from ``a,b,c`` (duplicates dropped, order kept); 404/400 before any SQL."""
+        parts = names.split(",")
+        if len(parts) > self.settings.max_layers * 4:
+            raise self._too_many()
+        unique = tuple(dict.fromkeys(parts))
+        if len(unique) > self.settings.max_layers:
+            raise self._too_many()
+        return tuple(self.registry.get(n) for n in unique)
+
+    def _too_many(self) -> BadParameter:
+        limit = self.settings.max_layers
+        return BadParameter(
+            detail=f"at most {limit} layers per tile",
+            detail_zh=f"每个瓦片最多 {limit} 个图层",
+            fields=[FieldProblem("path.layers", "too many layers")],
+        )
+
+    @staticmethod
+    def active(layers: tuple[LayerSpec, ...], z: int) -> tuple[LayerSpec, ...]:
+        """The layers drawn at zoom ``z``; 404 when none is (out of every zoom range)."""
+        shown = tuple(s for s in layers if s.minzoom <= z <= s.maxzoom)
+        if not shown:
+            raise NotFound(
+                detail="zoom outside the layer's zoom range", detail_zh="缩放级别超出图层范围"
+            )
+        return shown
+
+    def _query(self, spec: LayerSpec, z: int, scoped: bool) -> TileQuery:
+        key = (spec.name, z, scoped)
+        query = self._queries.get(key)
+        if query is None:
+            query = self._queries[key] = tile_query(spec, z, scoped)
+        return query
+
+    def _tables_of(self, layers: tuple[LayerSpec, ...]) -> frozenset[str]:
+        names = tuple(s.name for s in layers)
+        tables = self._tables.get(names)
+        if tables is None:
+            tables = self._tables[names] = frozenset(t for s in layers for t in s.source_tables)
+        return tables
+
+    # ----------------------------------------------------------------- tiles
+    async def tile(
+        self, layers: tuple[LayerSpec, ...], tile: Tile, scope: str | None
+    ) -> TileResult:
+        """The tile for ``layers`` as seen from ``scope`` (None: the whole country).
+
+        Raises:
+            NotFound: the zoom is outside every layer's range.
+            QueryTooExpensive: the statement ran past its budget (503, never cached).
+            DatabaseUnavailable: no connection could be had.
+        """
+        shown = self.active(layers, tile.z)
+        key: CacheKey = (tuple(s.name for s in shown), tile.z, tile.x, tile.y, scope or "*")
+        if not self.cache.enabled:
+            return TileResult(await self._render(shown, tile, scope), cached=False, key=key)
+        live = self.feed.drain()
+        if live:
+            entry = self.cache.get(key)
+            if entry is not None:
+                return TileResult(entry, cached=True, key=key)
+            pending = self._inflight.get(key)
+            if pending is not None:
+                return TileResult(await asyncio.shield(pending), cached=True, key=key)
+        generation = self.cache.generation
+        future: asyncio.Future[TileEntry] = asyncio.get_running_loop().create_future()
+        self._inflight[key] = future
+        try:
+            entry = await self._render(shown, tile, scope)
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # retrieved: no "never retrieved" warning when nobody waits
+            raise
+        finally:
+            self._inflight.pop(key, None)
+        future.set_result(entry)
+        if live and self.feed.drain():
+            self.cache.put(key, entry, generation)
+        return TileResult(entry, cached=False, key=key)
+
+    def gzipped(self, result: TileResult) -> bytes:
+        """The gzip body of a tile, compressed once and kept with the cached entry."""
+        body = result.entry.gzipped(self.settings.gzip_level)
+        self.cache.regzipped(result.key, result.entry)
+        return body
+
+    async def _render(
+        self, layers: tuple[LayerSpec, ...], tile: Tile, scope: str | None
+    ) -> TileEntry:
+        parts: list[bytes] = []
+        capped: list[str] = []
+        scoped = scope is not None
+        try:
+            async with self.pool.connection() as conn:
+                for spec in layers:
+                    query = self._query(spec, tile.z, scoped)
+                    params: dict[str, Any] = {"z": tile.z, "x": tile.x, "y": tile.y}
+                    if scoped or spec.function is not None:
+                        params["scope"] = scope
+                    params.update(query.params)
+                    cur = await conn.execute(query.sql, params, prepare=True)
+                    row = await cur.fetchone()
+                    if row is None:
+                        continue
+                    mvt, count = row
+                    if mvt:
+                        parts.append(bytes(mvt))
+                    if count is not None and count >= query.cap:
+                        capped.append(spec.name)
+        except psycopg.errors.QueryCanceled as exc:
+            raise QueryTooExpensive(
+                detail="the tile took too long to render; retry shortly",
+                detail_zh="瓦片生成超时，请稍后重试",
+            ) from exc
+        except (PoolTimeout, psycopg.OperationalError) as exc:
+            log.warning("tile database unavailable: %s", exc)
+            raise DatabaseUnavailable() from exc
+        raw = b"".join(parts)
+        margin = max(s.buffer / s.extent for s in layers)
+        return TileEntry(
+            raw=raw,
+            etag=etag_of(raw, self.registry.digest),
+            tables=self._tables_of(layers),
+            bounds=tile.bounds_with_margin(margin),
+            capped=tuple(capped),
+        )
+
+    # --------------------------------------------------------- metadata reads
+    async def fetch(self, sql: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
+        """Rows of a small metadata query (TileJSON bounds, scheme colours)."""
+        try:
+            async with self.pool.connection() as conn:
+                cur = await conn.execute(sql, params)
+                return await cur.fetchall()
+        except (PoolTimeout, psycopg.OperationalError) as exc:
+            raise DatabaseUnavailable() from exc

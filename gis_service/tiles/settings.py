@@ -1,0 +1,31 @@
+"""Tile serving knobs (``GIS_TILES_*``), built by the tile service, never at import time."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class TileSettings(BaseSettings):
+    """Pool, budgets, cache and limits of the tile endpoints."""
+
+    model_config = SettingsConfigDict(env_prefix="GIS_TILES_", env_file=".env", extra="ignore")
+
+    #: Connections of the tile pool (separate from the API pool: long-lived, warmed, prepared).
+    pool_min: int = Field(default=2, ge=1, le=64)
+    pool_max: int = Field(default=8, ge=1, le=64)
+    #: Per-statement budget of a tile query; past it the client gets 503 + Retry-After.
+    statement_timeout_ms: int = Field(default=5_000, ge=100, le=120_000)
+    #: In-memory cache bound in MiB (0 disables caching).
+    cache_mb: int = Field(default=256, ge=0, le=65_536)
+    gzip_level: int = Field(default=6, ge=1, le=9)
+    #: Layers in one composite request.
+    max_layers: int = Field(default=16, ge=1, le=64)
+    #: Seconds an authenticated token is remembered by the tile endpoints.
+    auth_cache_s: float = Field(default=10.0, ge=0, le=300)
+    #: PMTiles archives served under ``/pmtiles/{name}.pmtiles``.
+    pmtiles_dir: Path = Path(".gis-data/pmtiles")
+    #: Bytes above which a tile is reported as oversized (header ``X-Tile-Oversized``).
+    max_tile_bytes: int = Field(default=500_000, ge=1024)
