@@ -1039,3 +1039,90 @@ class TileChange(Base):
     max_y: Mapped[float | None] = mapped_column(Float)
 
     __table_args__ = (Index("ix_tile_change_at", "at"),)
+
+
+# ---------------------------------------------------------------------------
+# Grid partitioning (issue 6): proposals, their units and grids
+# ---------------------------------------------------------------------------
+PROPOSAL_STATUSES = ("running", "ready", "failed", "committed", "discarded")
+
+
+class GridProposal(Common, Base):
+    """A proposed partition of one or more communities: nothing changes until it is committed."""
+
+    __tablename__ = "grid_proposal"
+
+    admin_code: Mapped[str] = mapped_column(String(12), nullable=False)
+    community_codes: Mapped[list[str]] = mapped_column(
+        ARRAY(Text), nullable=False, server_default=text("'{}'::text[]")
+    )
+    status: Mapped[str] = mapped_column(String(12), nullable=False, server_default="running")
+    params: Mapped[dict[str, Any]] = mapped_column(
+        JSONB, nullable=False, server_default=text("'{}'::jsonb")
+    )
+    quality: Mapped[dict[str, Any]] = mapped_column(
+        JSONB, nullable=False, server_default=text("'{}'::jsonb")
+    )
+    error_detail: Mapped[str | None] = mapped_column(Text)
+    actor: Mapped[str | None] = mapped_column(Text)
+    scope_code: Mapped[str | None] = mapped_column(String(12))
+    finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    committed_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (
+        CheckConstraint(one_of("status", PROPOSAL_STATUSES), name="status"),
+        Index("ix_grid_proposal_admin_code", "admin_code"),
+    )
+
+
+class GridProposalUnit(Common, Base):
+    """An atom of a proposal: a building's cell inside a street block, or an empty block."""
+
+    __tablename__ = "grid_proposal_unit"
+
+    proposal_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("grid_proposal.id", ondelete="CASCADE"), nullable=False
+    )
+    community_code: Mapped[str] = mapped_column(String(12), nullable=False)
+    idx: Mapped[int] = mapped_column(Integer, nullable=False)
+    block: Mapped[int] = mapped_column(Integer, nullable=False)
+    label: Mapped[int] = mapped_column(Integer, nullable=False)
+    building_ids: Mapped[list[int]] = mapped_column(
+        ARRAY(BigInteger), nullable=False, server_default=text("'{}'::bigint[]")
+    )
+    households: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
+    population: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
+    area_m2: Mapped[float] = mapped_column(Float, nullable=False)
+    x: Mapped[float] = mapped_column(Float, nullable=False)
+    y: Mapped[float] = mapped_column(Float, nullable=False)
+    geom: Mapped[Any] = mapped_column(geometry("MULTIPOLYGON"), nullable=False)
+
+    __table_args__ = (
+        UniqueConstraint("proposal_id", "community_code", "idx"),
+        Index("ix_grid_proposal_unit_label", "proposal_id", "community_code", "label"),
+    )
+
+
+class GridProposalGrid(Common, Base):
+    """A proposed grid: dissolved units, its code, figures and shape quality."""
+
+    __tablename__ = "grid_proposal_grid"
+
+    proposal_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("grid_proposal.id", ondelete="CASCADE"), nullable=False
+    )
+    community_code: Mapped[str] = mapped_column(String(12), nullable=False)
+    label: Mapped[int] = mapped_column(Integer, nullable=False)
+    grid_code: Mapped[str] = mapped_column(String(15), nullable=False)
+    kind: Mapped[str] = mapped_column(String(10), nullable=False, server_default="basic")
+    households: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
+    population: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
+    area_m2: Mapped[float] = mapped_column(Float, nullable=False)
+    polsby_popper: Mapped[float] = mapped_column(Float, nullable=False)
+    pieces: Mapped[int] = mapped_column(Integer, nullable=False)
+    geom: Mapped[Any] = mapped_column(geometry("MULTIPOLYGON"), nullable=False)
+
+    __table_args__ = (
+        UniqueConstraint("proposal_id", "community_code", "label"),
+        CheckConstraint(r"grid_code ~ '^\d{15}$'", name="grid_code_15"),
+    )
