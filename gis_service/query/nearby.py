@@ -37,7 +37,8 @@ class LayerPage:
         return end if end < self.total and self.features else None
 
 
-def _plain(value: Any) -> Any:
+def plain(value: Any) -> Any:
+    """A JSON-ready value (dates as ISO strings)."""
     if isinstance(value, dt.date | dt.datetime):
         return value.isoformat()
     return value
@@ -54,7 +55,7 @@ def _feature(layer: QueryLayer, row: Any) -> dict[str, Any]:
         "distance_m": round(float(m["d"]), 1),
         "lon": round(float(m["x"]), 7),
         "lat": round(float(m["y"]), 7),
-        "properties": {c: _plain(m[c]) for c in layer.columns},
+        "properties": {c: plain(m[c]) for c in layer.columns},
     }
 
 

@@ -11,6 +11,7 @@ from fastapi.responses import Response
 from gis_service.api.deps import CurrentUser, DbDep, SettingsDep
 from gis_service.api.routes import router
 from gis_service.errors import FieldProblem, InvalidInput, NotFound
+from gis_service.query import area as qarea
 from gis_service.query import batch as batch_input
 from gis_service.query import layers as qlayers
 from gis_service.query import locate as qlocate
@@ -207,3 +208,63 @@ async def nearest(  # noqa: PLR0917 - FastAPI injects by parameter
         "k": k,
         "features": features,
     }
+
+
+def _unit_headers(keys: list[str]) -> list[str]:
+    return [qarea.LABELS_ZH.get(k, k) for k in keys]
+
+
+@api.post("/query/area", summary="What and who is inside an area (counts, lists, grids, staff)")
+async def area(
+    body: qarea.AreaRequest,
+    user: CurrentUser,
+    db: DbDep,
+    format: Fmt = "json",
+) -> Any:
+    """A GeoJSON polygon, an admin code, a grid code or a buffer around a feature.
+
+    ``format=csv`` gives the per-grid table; ``format=xlsx`` a workbook with the totals, the
+    per-grid and per-village tables, the staff of the grids touched and the requested lists.
+    """
+    async with db.tx() as conn:
+        summary = await qarea.summarize(conn, user, body)
+    if format == "json":
+        return summary.as_dict()
+    units = qarea.unit_columns()
+    grid_cols = ["grid_code", "grid_name", "village_code", "village", *units]
+    grid_heads = ["网格编码", "网格名称", "村社区代码", "村社区", *_unit_headers(units)]
+    if format == "csv":
+        return download(tables.to_csv(grid_cols, grid_heads, summary.by_grid), "csv", "area")
+    staff = [
+        {"grid_code": g["grid_code"], "grid_name": g["name"], **s}
+        for g in summary.grids
+        for s in g["staff"]
+    ]
+    sheets: list[tables.Sheet] = [
+        (
+            "汇总",
+            ["key", "label", "value"],
+            ["指标", "名称", "数量"],
+            [
+                {"key": k, "label": qarea.LABELS_ZH.get(k, ""), "value": v}
+                for k, v in summary.totals.items()
+            ],
+        ),
+        ("按网格", grid_cols, grid_heads, summary.by_grid),
+        (
+            "按村社区",
+            ["village_code", "village", *units],
+            ["村社区代码", "村社区", *_unit_headers(units)],
+            summary.by_village,
+        ),
+        (
+            "网格员网格长",
+            ["grid_code", "grid_name", "role", "name", "phone"],
+            ["网格编码", "网格名称", "角色", "姓名", "电话"],
+            staff,
+        ),
+    ]
+    for name, lst in summary.lists.items():
+        cols = ["id", "lon", "lat", *qlayers.get(name).columns]
+        sheets.append((qlayers.get(name).title, cols, cols, lst["features"]))
+    return download(tables.to_xlsx(sheets), "xlsx", "area")
