@@ -25,6 +25,8 @@ SAMPLE = {
     "batch_id": "1",
     "target": "enterprise",
     "fmt": "csv",
+    "hazard_id": "1",
+    "month": "2026-10",
 }
 
 

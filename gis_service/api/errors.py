@@ -70,6 +70,7 @@ def problem(
     *,
     errors: list[dict[str, str]] | None = None,
     headers: dict[str, str] | None = None,
+    extra: dict[str, Any] | None = None,
 ) -> JSONResponse:
     """A problem+json response with a stable ``code`` and the request id."""
     body: dict[str, Any] = {
@@ -83,6 +84,8 @@ def problem(
     }
     if errors:
         body["errors"] = errors
+    for key, value in (extra or {}).items():
+        body.setdefault(key, value)  # safe extras a domain error chose to show
     return JSONResponse(body, status_code=status, headers=headers, media_type=PROBLEM)
 
 
@@ -97,7 +100,14 @@ async def _gis_error(request: Request, exc: Exception) -> JSONResponse:
         headers["WWW-Authenticate"] = 'Bearer realm="gis-service"'
     fields = [{"field": f.field, "message": f.message} for f in exc.fields]
     return problem(
-        status, exc.code, exc.detail, exc.detail_zh, request, errors=fields, headers=headers
+        status,
+        exc.code,
+        exc.detail,
+        exc.detail_zh,
+        request,
+        errors=fields,
+        headers=headers,
+        extra=exc.extra,
     )
 
 

@@ -17,6 +17,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     CheckConstraint,
+    Column,
     Date,
     DateTime,
     Float,
@@ -1125,4 +1126,75 @@ class GridProposalGrid(Common, Base):
     __table_args__ = (
         UniqueConstraint("proposal_id", "community_code", "label"),
         CheckConstraint(r"grid_code ~ '^\d{15}$'", name="grid_code_15"),
+    )
+
+
+# ---------------------------------------------------------------------------
+# 隐患 ledger workflow (单四制, migration 0008): columns added to the ledger tables,
+# and the frozen monthly reports.
+# ---------------------------------------------------------------------------
+#: What a ledger event did (``escalate`` keeps the status; ``demo``/``import`` are synthetic).
+HAZARD_ACTIONS = (
+    "create",
+    "assign",
+    "start",
+    "request_closeout",
+    "close",
+    "reject",
+    "escalate",
+    "import",
+)
+#: 挂牌督办 level.
+SUPERVISION_LEVELS = ("province", "city", "county")
+
+_hazard = Base.metadata.tables["safety_hazard"]
+for _column in (
+    #: Article of the applicable 判定标准 (e.g. "工贸企业重大事故隐患判定标准 第十一条(二)").
+    Column("legal_basis", Text),
+    #: 重大隐患 五落实: {"measures","funds","deadline","person","plan"} → bool.
+    Column("five_in_place", JSONB),
+    #: Photo files (stored names / URLs with their SHA-256), as given at creation.
+    Column("photos", JSONB, nullable=False, server_default=text("'[]'::jsonb")),
+    #: 挂牌督办 level when ``escalated``.
+    Column("supervision_level", String(8)),
+):
+    _hazard.append_column(_column)
+_hazard.append_constraint(
+    CheckConstraint(
+        one_of("supervision_level", SUPERVISION_LEVELS, nullable=True), name="supervision_level"
+    )
+)
+
+_event = Base.metadata.tables["hazard_event"]
+for _column in (
+    Column("action", String(20)),
+    #: The actor's role at the time (the login is ``actor``).
+    Column("actor_role", String(12)),
+    #: What the step carried: deadline, organisation, measures, evidence, reason …
+    Column("payload", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
+):
+    _event.append_column(_column)
+_event.append_constraint(
+    CheckConstraint(one_of("action", HAZARD_ACTIONS, nullable=True), name="action")
+)
+Index("ix_hazard_event_to_status_at", _event.c.to_status, _event.c.at)
+
+
+class HazardMonthlyReport(Common, Base):
+    """A published month (每月一统计、一排名、一通报): frozen, later edits never change it."""
+
+    __tablename__ = "hazard_monthly_report"
+
+    month: Mapped[dt.date] = mapped_column(Date, nullable=False)
+    #: The admin unit the report covers (its counties are ranked).
+    root_code: Mapped[str] = mapped_column(String(12), nullable=False)
+    body: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False)
+    published_by: Mapped[str | None] = mapped_column(Text)
+    published_at: Mapped[dt.datetime] = mapped_column(
+        DateTime(timezone=True), nullable=False, server_default=func.now()
+    )
+
+    __table_args__ = (
+        UniqueConstraint("month", "root_code"),
+        CheckConstraint("extract(day FROM month) = 1", name="month_first_day"),
     )
