@@ -10,13 +10,14 @@ from fastapi.responses import Response
 
 from gis_service.api.deps import CurrentUser, DbDep, SettingsDep
 from gis_service.api.routes import router
-from gis_service.errors import FieldProblem, InvalidInput, NotFound
+from gis_service.errors import BadParameter, FieldProblem, InvalidInput, NotFound
 from gis_service.query import area as qarea
 from gis_service.query import batch as batch_input
 from gis_service.query import layers as qlayers
 from gis_service.query import locate as qlocate
 from gis_service.query import nearby as qnearby
 from gis_service.query import params as qp
+from gis_service.query import stats as qstats
 from gis_service.query import tables
 
 api = router("query")
@@ -28,6 +29,7 @@ CrsQ = Annotated[
     Query(description="coordinate system of lon/lat: wgs84, cgcs2000, gcj02 (Amap), bd09 (Baidu)"),
 ]
 Fmt = Literal["json", "csv", "xlsx"]
+AdminCodeQ = Annotated[str | None, Query(pattern=r"^(\d{6}|\d{9}|\d{12})$")]
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 
@@ -268,3 +270,72 @@ async def area(
         cols = ["id", "lon", "lat", *qlayers.get(name).columns]
         sheets.append((qlayers.get(name).title, cols, cols, lst["features"]))
     return download(tables.to_xlsx(sheets), "xlsx", "area")
+
+
+Month = Annotated[
+    str | None,
+    Query(pattern=r"^\d{4}-(0[1-9]|1[0-2])$", description="YYYY-MM; default: all to now"),
+]
+
+
+def _stats_answer(table: qstats.StatsTable, fmt: Fmt, lead: list[tuple[str, str]]) -> Any:
+    if fmt == "json":
+        return table.as_dict()
+    keys = [k for k, _ in lead] + [k for k, _ in qstats.columns(by_grid=table.by_grid)]
+    heads = [h for _, h in lead] + [h for _, h in qstats.columns(by_grid=table.by_grid)]
+    rows = [*table.rows, {lead[0][0]: "合计", **table.total()}]
+    name = f"stats_{table.unit['code']}" + ("_grids" if table.by_grid else "")
+    if fmt == "csv":
+        return download(tables.to_csv(keys, heads, rows), "csv", name)
+    return download(tables.to_xlsx([(table.unit["name"], keys, heads, rows)]), "xlsx", name)
+
+
+def _unit_code(code: str | None, user: CurrentUser, field: str) -> str:
+    if code is not None:
+        return code
+    if user.scope_code is None:
+        raise BadParameter(
+            detail=f"{field} is required for national users",
+            detail_zh="全国范围用户须指定区划代码",
+            fields=[FieldProblem(f"query.{field}", "required")],
+        )
+    return user.scope_code
+
+
+@api.get("/stats/divisions", summary="Monthly-report table per child admin unit")
+async def stats_divisions(
+    user: CurrentUser,
+    db: DbDep,
+    parent: Annotated[AdminCodeQ, Query(description="default: my area")] = None,
+    month: Month = None,
+    format: Fmt = "json",
+) -> Any:
+    """Per child unit of ``parent``: the figures of the monthly report.
+
+    Enterprises by colour, 隐患 found/closed/overdue and closure rate, hazard points by grade,
+    households/people, shelter capacity vs people, grids.
+    """
+    async with db.tx() as conn:
+        table = await qstats.by_division(conn, user, _unit_code(parent, user, "parent"), month)
+    return _stats_answer(table, format, [("code", "区划代码"), ("name", "名称")])
+
+
+@api.get("/stats/grids", summary="Monthly-report table per grid")
+async def stats_grids(
+    user: CurrentUser,
+    db: DbDep,
+    code: Annotated[AdminCodeQ, Query(description="admin unit; default: my area")] = None,
+    month: Month = None,
+    format: Fmt = "json",
+) -> Any:
+    """The same figures per current grid under an admin unit."""
+    async with db.tx() as conn:
+        table = await qstats.by_grid(conn, user, _unit_code(code, user, "code"), month)
+    lead = [
+        ("code", "网格编码"),
+        ("name", "网格名称"),
+        ("village", "村社区"),
+        ("grid_households", "网格登记户数"),
+        ("grid_population", "网格登记人口"),
+    ]
+    return _stats_answer(table, format, lead)
