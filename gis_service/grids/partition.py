@@ -36,6 +36,7 @@ __all__ = [
     "Plan",
     "UnitGraph",
     "choose_k",
+    "components",
     "partition",
     "partition_many",
 ]
@@ -138,7 +139,7 @@ def choose_k(total: float, target: float) -> int:
 
 
 @njit(cache=True, nogil=True)
-def _components(indptr: Any, indices: Any, lab: Any) -> Any:  # pragma: no cover - compiled
+def components(indptr: Any, indices: Any, lab: Any) -> Any:  # pragma: no cover - compiled
     """Connected pieces of the graph restricted to same-label edges."""
     n = lab.shape[0]
     comp = -np.ones(n, dtype=np.int64)
@@ -172,7 +173,7 @@ def _repair(  # noqa: PLR0917
     n = lab.shape[0]
     lab = lab.copy()
     for _ in range(50):
-        comp, nc = _components(indptr, indices, lab)
+        comp, nc = components(indptr, indices, lab)
         cw = np.zeros(nc)
         clab = np.zeros(nc, dtype=np.int64)
         for i in range(n):
@@ -496,7 +497,7 @@ def _fill_empty(g: UnitGraph, lab: I64, k: int, indptr: I64, indices: I64) -> I6
         for u in far:
             trial = lab.copy()
             trial[u] = j
-            comp, _ = _components(indptr, indices, trial)
+            comp, _ = components(indptr, indices, trial)
             rest = comp[trial == big]
             if rest.size and (rest == rest[0]).all():
                 lab = trial
@@ -616,7 +617,7 @@ def _finish(g: UnitGraph, lab: I64, k: int, score: float, notes: list[str]) -> P
     lab = lab.astype(np.int64)
     k = int(lab.max()) + 1 if lab.size else 0
     indptr, indices, _, _ = g.csr()
-    comp, _ = _components(indptr, indices, lab)
+    comp, _ = components(indptr, indices, lab)
     pieces = np.zeros(k, dtype=np.int64)
     pairs = np.unique(np.c_[lab, comp], axis=0)
     np.add.at(pieces, pairs[:, 0], 1)

@@ -271,7 +271,7 @@ def run_proposal(
         "partition": round(t_part, 3),
         "store_and_dissolve": round(time.perf_counter() - t2, 3),
     }
-    quality["communities"] = per_comm
+    quality["per_community"] = per_comm
     conn.execute(
         text(
             """UPDATE grid_proposal SET status = 'ready', quality = CAST(:q AS jsonb),

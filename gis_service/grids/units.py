@@ -207,7 +207,7 @@ def adjacency(
 def _bridge(geoms: ObjArr, a: I64, b: I64, slen: F64, cost: F64) -> tuple[I64, I64, F64, F64]:
     """Join disconnected pieces of the graph to their nearest unit outside the piece."""
     n = len(geoms)
-    from gis_service.grids.partition import _components
+    from gis_service.grids.partition import components
 
     for _ in range(n):
         g = UnitGraph(
@@ -221,7 +221,7 @@ def _bridge(geoms: ObjArr, a: I64, b: I64, slen: F64, cost: F64) -> tuple[I64, I
             edge_cost=cost,
         )
         indptr, indices, _, _ = g.csr()
-        comp, nc = _components(indptr, indices, np.zeros(n, dtype=np.int64))
+        comp, nc = components(indptr, indices, np.zeros(n, dtype=np.int64))
         if nc <= 1:
             break
         sizes = np.bincount(comp)
