@@ -40,6 +40,7 @@ app.add_typer(tiles_commands.app, name="tiles")
 app.add_typer(tiles_commands.layers_app, name="layers")
 app.add_typer(grids_commands.app, name="grids")
 app.add_typer(hazards_commands.app, name="hazards")
+app.add_typer(hazards_commands.report_app, name="report")
 
 err = Console(stderr=True)
 out = Console()
