@@ -82,7 +82,10 @@ class TileService:
     @staticmethod
     async def _configure(conn: psycopg.AsyncConnection[Any]) -> None:
         conn.prepared_max = 4096
+        # PROJ initialisation may take longer than a tight tile budget: warm without one.
+        await conn.execute("SET statement_timeout = 0")
         await conn.execute(_WARM)
+        await conn.execute("RESET statement_timeout")
 
     async def open(self) -> None:
         """Open the pool (warm connections) and the change feed."""
