@@ -411,3 +411,50 @@ def test_notice_text_formats_agree_with_the_report(client: TestClient, fmt: str)
         assert h["hazard_no"] in text
     for u in report["ranking"]:
         assert u["name"] in text
+
+
+def test_notice_pdf_holds_the_ranking_table(client: TestClient) -> None:
+    import pypdf
+
+    report = client.get("/reports/monthly/2026-10", headers=auth("a_planner")).json()
+    r = client.get("/reports/monthly/2026-10/notice.pdf", headers=auth("a_planner"))
+    assert r.status_code == 200
+    assert r.headers["content-type"] == "application/pdf"
+    pdf = pypdf.PdfReader(io.BytesIO(r.content))
+    text = "".join(page.extract_text() for page in pdf.pages).replace("\n", "")
+    assert "安全生产事故隐患排查治理情况通报（2026年10月）" in text
+    assert "截至2026年10月底" in text
+    assert "表1 各乡镇（街道）隐患排查治理情况排名" in text
+    for u in report["ranking"]:
+        assert f"{u['rank']}{u['name']}{u['found_month']}{u['closed_month']}" in text
+
+
+# --------------------------------------------------------------------------- 台账 export
+def test_ledger_csv_and_xlsx_exports_match_the_list(client: TestClient) -> None:
+    import csv
+
+    import openpyxl
+
+    q = "status=rectifying&status=assigned"
+    listed = client.get(f"/hazards?{q}&limit=500", headers=auth("a_viewer")).json()
+    numbers = sorted(h["hazard_no"] for h in listed["items"])
+    r = client.get(f"/hazards/export.csv?{q}", headers=auth("a_viewer"))
+    assert r.status_code == 200
+    assert r.content.startswith(b"\xef\xbb\xbf")
+    rows = list(csv.reader(io.StringIO(r.content.decode("utf-8-sig"))))
+    assert rows[0] == [f"石峰区安全生产事故隐患排查治理台账（共{listed['total']}项）"]
+    assert rows[1][:3] == ["序号", "隐患编号", "隐患名称"]
+    assert [row[1] for row in rows[2:]] == numbers
+    assert {row[14] for row in rows[2:]} == {"已交办", "整改中"}
+    overdue = {h["hazard_no"] for h in listed["items"] if h["overdue"]}
+    assert {row[1] for row in rows[2:] if row[15].startswith("是")} == overdue
+    x = client.get(f"/hazards/export.xlsx?{q}", headers=auth("a_viewer"))
+    assert x.status_code == 200
+    ws = openpyxl.load_workbook(io.BytesIO(x.content)).active
+    assert ws is not None
+    values = list(ws.iter_rows(values_only=True))
+    assert values[0][0] == rows[0][0]
+    assert [v[1] for v in values[2:]] == numbers
+    assert "A1:R1" in {str(m) for m in ws.merged_cells.ranges}
+    other = client.get(f"/hazards/export.csv?{q}", headers=auth("b_surveyor"))
+    assert len(list(csv.reader(io.StringIO(other.content.decode("utf-8-sig"))))) == 2

@@ -656,3 +656,26 @@ def test_a_published_month_is_frozen(api: TestClient, ledger_url: str) -> None:
         pytest.raises(psycopg.errors.InsufficientPrivilege),
     ):
         c.execute("UPDATE hazard_monthly_report SET body = '{}'")
+
+
+def test_export_defuses_formula_like_cells(api: TestClient, ledger_url: str) -> None:
+    import csv
+    import io
+
+    lon, lat = _a_point(ledger_url)
+    evil = '=HYPERLINK("http://x","点我")'
+    r = api.post(
+        "/hazards",
+        json={
+            "title": evil,
+            "level": "general",
+            "found_via": "grid_patrol",
+            "lon": lon,
+            "lat": lat,
+        },
+        headers=auth("a_gridworker"),
+    )
+    assert r.status_code == 201
+    out = api.get("/hazards/export.csv?status=found", headers=auth("a_planner"))
+    rows = list(csv.reader(io.StringIO(out.content.decode("utf-8-sig"))))
+    assert ["'" + evil] == [row[2] for row in rows[2:] if evil in row[2]]

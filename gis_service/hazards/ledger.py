@@ -66,7 +66,8 @@ SORTS: dict[str, Any] = {
 }
 
 
-def _columns() -> list[Any]:
+def ledger_columns() -> list[Any]:
+    """The columns of a ledger row (list, detail, export)."""
     return [
         H.c.id,
         H.c.hazard_no,
@@ -97,7 +98,8 @@ def _columns() -> list[Any]:
     ]
 
 
-def _base() -> Any:
+def ledger_from() -> Any:
+    """The ledger's FROM: hazards with their enterprise and registered person."""
     return H.outerjoin(E, E.c.id == H.c.enterprise_id).outerjoin(
         P, P.c.id == H.c.responsible_person_id
     )
@@ -186,12 +188,12 @@ async def list_hazards(
     limit = max(1, min(limit, MAX_LIMIT))
     where = flt.where(principal)
     total = (
-        await conn.execute(select(func.count()).select_from(_base()).where(*where))
+        await conn.execute(select(func.count()).select_from(ledger_from()).where(*where))
     ).scalar_one()
     rows = (
         await conn.execute(
-            select(*_columns())
-            .select_from(_base())
+            select(*ledger_columns())
+            .select_from(ledger_from())
             .where(*where)
             .order_by(*SORTS[sort])
             .limit(limit)
@@ -234,14 +236,14 @@ async def get_hazard(
     """A 隐患 with its full history and the steps the caller may take; 404 out of scope."""
     stmt = (
         select(
-            *_columns(),
+            *ledger_columns(),
             H.c.description,
             H.c.measures,
             H.c.legal_basis,
             H.c.five_in_place,
             H.c.photos,
         )
-        .select_from(_base())
+        .select_from(ledger_from())
         .where(H.c.id == hazard_id, in_scope(H.c.admin_code, principal))
     )
     if lock:
@@ -543,7 +545,7 @@ async def open_hazards_geojson(
     ids = (
         await conn.execute(
             select(H.c.id)
-            .select_from(_base())
+            .select_from(ledger_from())
             .where(*flt.where(principal), H.c.status != "closed")
             .limit(20_000)
         )

@@ -1,11 +1,12 @@
 """一通报: the draft monthly notice, in Chinese, from a monthly report.
 
 One :class:`Notice` (title, paragraphs, tables) is built from the report, then written as
-Markdown, HTML or DOCX by small writers, so the three never disagree on a figure.
+Markdown, HTML, DOCX or PDF by small writers, so the three never disagree on a figure.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import html
 import io
 from dataclasses import dataclass, field
@@ -68,11 +69,13 @@ def build(report: dict[str, Any]) -> Notice:
     root = report["root"]["name"]
     when = _month_zh(report["month"])
     major = next((r for r in report["by_level"] if r["level"] == "major"), None)
+    day = dt.date.fromisoformat(report["as_of"][:10])
+    until = f"{when}底" if report.get("complete", True) else f"{day.year}年{day.month}月{day.day}日"
     paragraphs = [
         f"{when}，{root}新排查发现事故隐患{t['found_month']}项，其中重大事故隐患"
         f"{t['major_found_month']}项（执法检查、暗查暗访发现{t['enforcement_found_month']}项）；"
         f"当月整改销号{t['closed_month']}项。",
-        f"截至{when}底，累计排查事故隐患{t['found_total']}项，已整改销号{t['closed_total']}项，"
+        f"截至{until}，累计排查事故隐患{t['found_total']}项，已整改销号{t['closed_total']}项，"
         f"整改率{_pct(t['closure_rate'])}；未销号{t['open_end']}项，其中逾期未整改"
         f"{t['overdue_open']}项，重大事故隐患未销号{t['major_open']}项"
         f"（逾期{t['major_overdue_open']}项），挂牌督办未销号{t['escalated_open']}项。",
@@ -255,6 +258,44 @@ def to_docx(n: Notice) -> bytes:
     return buf.getvalue()
 
 
+def to_pdf(n: Notice) -> bytes:
+    """The notice as PDF (A4 landscape; the Adobe CID font STSong-Light needs no font file)."""
+    from reportlab.lib import colors
+    from reportlab.lib.pagesizes import A4, landscape
+    from reportlab.lib.styles import ParagraphStyle
+    from reportlab.pdfbase import pdfmetrics
+    from reportlab.pdfbase.cidfonts import UnicodeCIDFont
+    from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer
+    from reportlab.platypus import Table as PdfTable
+
+    font = "STSong-Light"
+    pdfmetrics.registerFont(UnicodeCIDFont(font))
+    body = ParagraphStyle("body", fontName=font, fontSize=11, leading=17, firstLineIndent=22)
+    title = ParagraphStyle("title", fontName=font, fontSize=16, leading=24, alignment=1)
+    cell = ParagraphStyle("cell", fontName=font, fontSize=8, leading=10)
+    e = html.escape
+    story: list[Any] = [Paragraph(e(n.title), title), Spacer(1, 8)]
+    story += [Paragraph(e(p), body) for p in n.paragraphs]
+    for t in n.tables:
+        story += [Spacer(1, 8), Paragraph(e(t.caption), body)]
+        rows = [[Paragraph(e(c), cell) for c in r] for r in [t.header, *t.rows]]
+        story.append(
+            PdfTable(
+                rows,
+                repeatRows=1,
+                style=[
+                    ("GRID", (0, 0), (-1, -1), 0.5, colors.black),
+                    ("BACKGROUND", (0, 0), (-1, 0), colors.lightgrey),
+                    ("VALIGN", (0, 0), (-1, -1), "MIDDLE"),
+                ],
+            )
+        )
+    story += [Spacer(1, 8), *(Paragraph(e(p), body) for p in n.closing)]
+    buf = io.BytesIO()
+    SimpleDocTemplate(buf, pagesize=landscape(A4), title=n.title).build(story)
+    return buf.getvalue()
+
+
 #: Format → (writer returning bytes, media type, file suffix).
 FORMATS: dict[str, tuple[Any, str]] = {
     "md": (lambda n: to_markdown(n).encode(), "text/markdown; charset=utf-8"),
@@ -263,11 +304,12 @@ FORMATS: dict[str, tuple[Any, str]] = {
         to_docx,
         "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
     ),
+    "pdf": (to_pdf, "application/pdf"),
 }
 
 
 def render(report: dict[str, Any], fmt: str) -> tuple[bytes, str]:
-    """The notice for ``report`` as ``fmt`` (md, html, docx): bytes and media type."""
+    """The notice for ``report`` as ``fmt`` (md, html, docx, pdf): bytes and media type."""
     writer, media = FORMATS[fmt]
     data: bytes = writer(build(report))
     return data, media

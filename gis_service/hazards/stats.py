@@ -320,6 +320,7 @@ async def compute(conn: AsyncConnection, root: dict[str, Any], month: Month) -> 
         "month": str(month),
         "root": root,
         "as_of": as_of.isoformat(),
+        "complete": await _ended(conn, month),
         "totals": totals,
         "counties": counties,
         "by_level": sorted(by_level, key=lambda r: r["level"] != "general"),

@@ -17,7 +17,7 @@ from gis_service.api.deps import CurrentUser, DbDep
 from gis_service.api.routes import router
 from gis_service.api.routes.enterprises import _etag, _parse_if_match
 from gis_service.db.models import HAZARD_LEVELS, HAZARD_STATUSES, SECTORS
-from gis_service.hazards import ledger, notice, stats
+from gis_service.hazards import export, ledger, notice, stats
 from gis_service.hazards import workflow as wf
 
 api = router("hazards")
@@ -82,6 +82,28 @@ async def hazards_map(user: CurrentUser, db: DbDep, flt: FilterDep) -> Response:
     async with db.tx() as conn:
         fc = await ledger.open_hazards_geojson(conn, user, flt)
     return Response(orjson.dumps(fc), media_type="application/geo+json")
+
+
+@api.get("/hazards/export.{fmt}", summary="台账 export (CSV/XLSX): title row, header, one row each")
+async def export_ledger(
+    fmt: Literal["csv", "xlsx"], user: CurrentUser, db: DbDep, flt: FilterDep
+) -> Response:
+    """The filtered ledger in my area, in the layout of a printed government 台账."""
+    async with db.tx() as conn:
+        rows = await export.ledger_rows(conn, user, flt)
+        area = (
+            await stats.resolve_root(conn, user, flt.admin)
+            if flt.admin or user.scope_code
+            else {"code": "all", "name": "全国"}
+        )
+    title = f"{area['name']}安全生产事故隐患排查治理台账（共{len(rows)}项）"
+    writer, media = export.FORMATS[fmt]
+    name = quote(f"隐患台账-{area['code']}.{fmt}")
+    return Response(
+        writer(title, rows),
+        media_type=media,
+        headers={"Content-Disposition": f"attachment; filename*=UTF-8''{name}"},
+    )
 
 
 def _with_etag(row: dict[str, Any], response: Response) -> dict[str, Any]:
@@ -221,12 +243,12 @@ async def monthly_report(
 @api.get("/reports/monthly/{month}/notice.{fmt}", summary="一通报: the draft notice")
 async def monthly_notice(
     month: MonthPath,
-    fmt: Literal["md", "html", "docx"],
+    fmt: Literal["md", "html", "docx", "pdf"],
     user: CurrentUser,
     db: DbDep,
     admin: AdminCode = None,
 ) -> Response:
-    """The notice (Chinese) as Markdown, HTML or DOCX, from the same figures as the JSON."""
+    """The notice (Chinese) as Markdown, HTML, DOCX or PDF, from the same figures as the JSON."""
     m = stats.Month.parse(month)
     async with db.tx() as conn:
         report = await stats.monthly_report(conn, user, m, admin)
