@@ -27,6 +27,8 @@ SAMPLE = {
     "fmt": "csv",
     "hazard_id": "1",
     "month": "2026-10",
+    "collection_id": "enterprises",
+    "fid": "1",
 }
 
 

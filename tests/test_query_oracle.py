@@ -7,6 +7,8 @@ in Python, containment by shapely, distances on the CGCS2000 ellipsoid by pyproj
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,6 +17,7 @@ import psycopg
 import pyproj
 import shapely
 from shapely.geometry.base import BaseGeometry
+from sqlalchemy import event
 
 GEOD = pyproj.Geod(ellps="GRS80")  # CGCS2000's ellipsoid differs from GRS80 by 0.1 mm in b
 _GK = pyproj.Transformer.from_crs(4490, 4547, always_xy=True)
@@ -91,3 +94,21 @@ def test_oracle_distances_agree_with_each_other() -> None:
         shapely.transform(shapely.Point(113.11, 27.9), _gk), shapely.transform(pt, _gk)
     )
     assert abs(d_geod - d_gk) / d_geod < 2e-3
+
+
+@contextmanager
+def counting_sql(client: Any) -> Iterator[list[str]]:
+    """Statements the app runs meanwhile, except authentication's (token lookup, SET LOCAL)."""
+    engine = client.app.state.engine.sync_engine
+    seen: list[str] = []
+
+    def hook(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        if "app_user" in statement or "set_config" in statement:
+            return
+        seen.append(statement[:120])
+
+    event.listen(engine, "before_cursor_execute", hook)
+    try:
+        yield seen
+    finally:
+        event.remove(engine, "before_cursor_execute", hook)
