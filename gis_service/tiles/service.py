@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,18 +23,21 @@ from gis_service.errors import (
     BadParameter,
     DatabaseUnavailable,
     FieldProblem,
+    InvalidInput,
     NotFound,
     QueryTooExpensive,
 )
 from gis_service.registry import LayerSpec, Registry
 from gis_service.tiles.cache import CacheKey, TileCache, TileEntry, etag_of
 from gis_service.tiles.changes import ChangeFeed
+from gis_service.tiles.pmtiles_store import CachedArchive
 from gis_service.tiles.settings import TileSettings
 from gis_service.tiles.sql import TileQuery, tile_query
 from gis_service.tiles.tilemath import Tile
 
 log = logging.getLogger(__name__)
 
+ARCHIVE_NAME = re.compile(r"[a-z0-9][a-z0-9_\-]{0,63}")
 _WARM = "SELECT ST_Transform(ST_TileEnvelope(10, 834, 421), 4490)"
 
 
@@ -64,6 +68,7 @@ class TileService:
         self._queries: dict[tuple[str, int, bool], TileQuery] = {}
         self._inflight: dict[CacheKey, asyncio.Future[TileEntry]] = {}
         self._tables: dict[tuple[str, ...], frozenset[str]] = {}
+        self._archives: dict[str, CachedArchive] = {}
         options = (
             f"-c statement_timeout={settings.statement_timeout_ms}"
             " -c max_parallel_workers_per_gather=0 -c jit=off -c timezone=Asia/Shanghai"
@@ -96,6 +101,8 @@ class TileService:
     async def close(self) -> None:
         """Close the feed and the pool."""
         self.feed.close()
+        for archive in self._archives.values():
+            archive.close()
         await self.pool.close()
 
     # ----------------------------------------------------------------- layers
@@ -226,6 +233,46 @@ class TileService:
             bounds=tile.bounds_with_margin(margin),
             capped=tuple(capped),
         )
+
+    # ---------------------------------------------------------------- PMTiles
+    def archive(self, name: str) -> CachedArchive:
+        """A published archive by name, validated when first opened or when it changed."""
+        if not ARCHIVE_NAME.fullmatch(name):
+            raise NotFound(detail="no such archive", detail_zh="瓦片包不存在")
+        path = self.settings.pmtiles_dir / f"{name}.pmtiles"
+        try:
+            stat = path.stat()
+        except OSError:
+            raise NotFound(detail="no such archive", detail_zh="瓦片包不存在") from None
+        opened = self._archives.get(name)
+        if opened is not None and opened.signature == (stat.st_mtime_ns, stat.st_size):
+            return opened
+        try:
+            fresh = CachedArchive(path)
+        except InvalidInput:
+            log.warning("refusing to serve invalid PMTiles archive %s", path)
+            raise NotFound(detail="no such archive", detail_zh="瓦片包不存在") from None
+        if opened is not None:
+            opened.close()
+        self._archives[name] = fresh
+        return fresh
+
+    async def may_read(self, archive: CachedArchive, scope: str | None) -> bool:
+        """Whether a caller scoped to ``scope`` may read an archive exported for an area.
+
+        An archive cut for an admin unit may be read by users whose scope contains that
+        unit; one cut by bbox (no scope recorded) holds everyone's rows: national users only.
+        """
+        if scope is None:
+            return True
+        area = archive.info.metadata.get("gis-service:scope")
+        if not isinstance(area, str):
+            return False
+        rows = await self.fetch(
+            "SELECT %(scope)s = ANY(ancestors) FROM admin_division WHERE code = %(area)s",
+            {"scope": scope, "area": area},
+        )
+        return bool(rows and rows[0][0])
 
     # --------------------------------------------------------- metadata reads
     async def fetch(self, sql: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:

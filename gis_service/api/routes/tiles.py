@@ -8,6 +8,7 @@ map asks for dozens of tiles per second and each must not cost a user lookup.
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import time
 from collections.abc import AsyncIterator
@@ -15,7 +16,7 @@ from contextlib import asynccontextmanager
 from typing import Annotated
 
 from fastapi import FastAPI, Header, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import FileResponse, JSONResponse, Response
 
 from gis_service.api.deps import current_principal
 from gis_service.api.routes import router
@@ -24,6 +25,7 @@ from gis_service.errors import NotFound
 from gis_service.registry import load_registry
 from gis_service.registry.model import VIEWS
 from gis_service.tiles import metadata
+from gis_service.tiles.pmtiles_store import CachedArchive
 from gis_service.tiles.service import TileService
 from gis_service.tiles.settings import TileSettings
 from gis_service.tiles.tilemath import parse_tile
@@ -192,3 +194,71 @@ async def get_style(
         await _bounds(service, user.scope_code),
     )
     return JSONResponse(body, headers={"Cache-Control": "private, no-cache"})
+
+
+class ArchiveResponse(FileResponse):
+    """A file with HTTP Range; more than ``max_ranges`` ranges → the whole file (BAD_INPUTS A11)."""
+
+    @classmethod
+    def _parse_range_header(cls, http_range: str, file_size: int) -> list[tuple[int, int]]:
+        if http_range.count(",") + 1 > cls.max_ranges:
+            return []
+        return super()._parse_range_header(http_range, file_size)
+
+
+async def _readable_archive(
+    request: Request, name: str, authorization: str | None
+) -> CachedArchive:
+    service = _service(request)
+    archive = service.archive(name)
+    user = await _principal(request, authorization)
+    if not await service.may_read(archive, user.scope_code):
+        raise NotFound(detail="no such archive", detail_zh="瓦片包不存在")
+    return archive
+
+
+@api.get(
+    "/pmtiles/{name}.pmtiles",
+    summary="A PMTiles archive (HTTP Range: 206, 416, multipart ranges)",
+    response_class=Response,
+)
+async def get_archive(name: str, request: Request, authorization: Authorization = None) -> Response:
+    """Validated archives only; readable by users whose area contains the archive's area."""
+    archive = await _readable_archive(request, name, authorization)
+    return ArchiveResponse(
+        archive.path,
+        media_type="application/vnd.pmtiles",
+        headers={"Cache-Control": "private, no-cache"},
+    )
+
+
+@api.get(
+    "/pmtiles/{name}/{z}/{x}/{tile_y}",
+    summary="One tile of a PMTiles archive, served like a layer tile",
+    response_class=Response,
+)
+async def get_archive_tile(  # noqa: PLR0917 - FastAPI injects by parameter
+    name: str,
+    z: str,
+    x: str,
+    tile_y: str,
+    request: Request,
+    authorization: Authorization = None,
+    accept_encoding: Annotated[str | None, Header(include_in_schema=False)] = None,
+) -> Response:
+    """Stored gzip bytes pass through to clients that accept gzip (no recompression)."""
+    y, dot, ext = tile_y.partition(".")
+    if not dot or f".{ext}" not in EXTENSIONS:
+        raise NotFound(detail="tiles are served as .mvt", detail_zh="瓦片格式仅支持 .mvt")
+    tile = parse_tile(z, x, y)
+    archive = await _readable_archive(request, name, authorization)
+    data = archive.get(tile.z, tile.x, tile.y)
+    headers = {"Cache-Control": "private, no-cache", "Vary": "Authorization, Accept-Encoding"}
+    if not data:
+        return Response(status_code=204, headers=headers)
+    if archive.gzipped:
+        if accept_encoding and "gzip" in accept_encoding:
+            headers["Content-Encoding"] = "gzip"
+        else:
+            data = gzip.decompress(data)
+    return Response(data, media_type=MVT, headers=headers)
