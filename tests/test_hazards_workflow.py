@@ -679,3 +679,45 @@ def test_export_defuses_formula_like_cells(api: TestClient, ledger_url: str) -> 
     out = api.get("/hazards/export.csv?status=found", headers=auth("a_planner"))
     rows = list(csv.reader(io.StringIO(out.content.decode("utf-8-sig"))))
     assert ["'" + evil] == [row[2] for row in rows[2:] if evil in row[2]]
+
+
+def test_imported_rows_get_a_synthetic_history_and_count(api: TestClient, ledger_url: str) -> None:
+    import os
+    import subprocess
+    import sys
+
+    month = _sql(ledger_url, "SELECT to_char(now() AT TIME ZONE 'Asia/Shanghai', 'YYYY-MM')")[0][0]
+    before = api.get(f"/reports/monthly/{month}", headers=auth("a_planner")).json()["totals"]
+    rows = _sql(
+        ledger_url,
+        """INSERT INTO safety_hazard (hazard_no, title, level, status, deadline, found_at,
+                  closed_at, admin_code, source)
+           SELECT 'IMP-' || n, '导入隐患' || n, 'general', st, current_date + 5,
+                  now() - interval '10 days',
+                  CASE WHEN st = 'closed' THEN now() - interval '2 days' END,
+                  (SELECT code FROM admin_division WHERE level = 'village'
+                   AND '430204' = ANY(ancestors) ORDER BY code LIMIT 1), 'import:test'
+           FROM (VALUES (1, 'closed'), (2, 'rectifying')) v(n, st)
+           RETURNING id, status, found_at, closed_at""",
+    )
+    env = {**os.environ, "DATABASE_URL": ledger_url}
+    denied = subprocess.run(
+        [sys.executable, "-m", "gis_service.cli", "hazards", "backfill", "--as", "a_viewer"],
+        capture_output=True, text=True, env=env, check=False, timeout=120,
+    )  # fmt: skip
+    assert denied.returncode == 1
+    r = subprocess.run(
+        [sys.executable, "-m", "gis_service.cli", "hazards", "backfill", "--as", "a_planner"],
+        capture_output=True, text=True, env=env, check=False, timeout=120,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert "2 hazards" in r.stdout
+    for hid, status, found_at, closed_at in rows:
+        ev = _events(ledger_url, hid)
+        assert [e[2] for e in ev] == list(STATES[: STATES.index(status) + 1])
+        assert {e[0] for e in ev} == {"import"}
+        assert ev[0][5] == found_at
+        assert ev[-1][5] == (closed_at or found_at)
+    after = api.get(f"/reports/monthly/{month}", headers=auth("a_planner")).json()["totals"]
+    assert after["found_total"] == before["found_total"] + 2
+    assert after["closed_total"] == before["closed_total"] + 1

@@ -155,6 +155,13 @@ def step(
     out.print(f"{row['hazard_no']}: {row['status']} (version {row['row_version']})")
 
 
+@app.command("backfill")
+def backfill(as_user: AsOpt = None) -> None:
+    """Give imported 隐患 rows without events a synthetic history (found → … → now)."""
+    n = _run(ledger.backfill_history, as_user)
+    out.print(f"{n} hazards given a history")
+
+
 def _default_root(conn: AsyncConnection) -> Awaitable[Any]:
     """The deepest admin unit holding every hazard (the ledger's own area)."""
     return conn.execute(

@@ -552,3 +552,47 @@ async def open_hazards_geojson(
     ).scalars()
     result: dict[str, Any] = (await conn.execute(_MAP, {"ids": list(ids)})).scalar_one()
     return result
+
+
+_BACKFILL = text(
+    """INSERT INTO hazard_event (hazard_id, action, from_status, to_status, actor, at, note,
+                                source)
+       SELECT h.id, 'import', CASE WHEN s.n = 1 THEN NULL ELSE st.states[s.n - 1] END,
+              st.states[s.n], :actor,
+              h.found_at + (coalesce(h.closed_at, h.found_at) - h.found_at)
+                  * ((s.n - 1)::float / greatest(array_position(st.states, h.status) - 1, 1)),
+              'history reconstructed from an imported ledger row', coalesce(h.source, 'import')
+       FROM safety_hazard h
+       CROSS JOIN (SELECT ARRAY['found', 'assigned', 'rectifying', 'closeout_requested',
+                                'closed']::text[] AS states) st
+       CROSS JOIN LATERAL generate_series(1, array_position(st.states, h.status::text)) s(n)
+       WHERE h.id = ANY(:ids)
+       ORDER BY h.id, s.n"""
+)
+
+
+async def backfill_history(conn: AsyncConnection, principal: Principal) -> int:
+    """Give every hazard without events (an imported ledger row) a synthetic history.
+
+    found → … → its current status, flagged ``action = 'import'``: closed rows spread from
+    ``found_at`` to ``closed_at`` (the 销号 event at ``closed_at`` exactly), open rows at
+    ``found_at``. Without it such rows would be missing from every statistic, which counts
+    events. Returns the number of hazards given a history.
+
+    Raises:
+        Forbidden: the caller is not an admin or planner.
+    """
+    if principal.role not in wf.BACKFILLERS or principal.anonymous:
+        raise Forbidden(detail="only admins and planners backfill ledger history")
+    ids = (
+        await conn.execute(
+            select(H.c.id).where(
+                in_scope(H.c.admin_code, principal),
+                ~select(EV.c.id).where(EV.c.hazard_id == H.c.id).exists(),
+            )
+        )
+    ).scalars()
+    id_list = list(ids)
+    if id_list:
+        await conn.execute(_BACKFILL, {"ids": id_list, "actor": principal.login})
+    return len(id_list)

@@ -56,6 +56,9 @@ STEPS: dict[str, Step] = {
     )
 }
 
+#: Who may add synthetic histories to imported rows.
+BACKFILLERS = _BUREAU
+
 #: Who may register a newly found 隐患 (viewers only read).
 CREATORS = frozenset({Role.admin, Role.planner, Role.surveyor, Role.commander, Role.grid_worker})
 
