@@ -56,6 +56,7 @@ def _json(
     return Response(orjson.dumps(doc), media_type=media, headers=headers)
 
 
+@api.get(P + "/", include_in_schema=False)
 @api.get(P, summary="OGC API Features landing page")
 async def landing(
     request: Request, user: CurrentUser, settings: SettingsDep, f: str | None = None
