@@ -70,6 +70,8 @@ def tokenize(source: str) -> list[Token]:
     """Split CQL2 text into tokens; anything unrecognised is an error."""
     if len(source) > MAX_LENGTH:
         raise _error(f"longer than {MAX_LENGTH} characters")
+    if "\x00" in source:
+        raise _error("NUL characters are not allowed")
     out: list[Token] = []
     pos = 0
     while pos < len(source):

@@ -220,6 +220,8 @@ def parse_items(spec: LayerSpec, items: list[tuple[str, str]], *, sees_pii: bool
     seen: set[str] = set()
     values: dict[str, str] = {}
     for key, value in items:
+        if "\x00" in value:
+            raise bad(key, "NUL characters are not allowed")
         if key not in RESERVED and key not in props:
             raise bad(key, "unknown parameter", "未知查询参数")
         if key in seen:

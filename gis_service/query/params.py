@@ -147,6 +147,15 @@ def polygon_from_geojson(
     coords = obj.get("coordinates")
     if not isinstance(coords, list) or not coords:
         raise _refuse(field, "empty coordinates", "坐标为空")
+    polygons = coords if obj["type"] == "MultiPolygon" else [coords]
+    for rings in polygons:
+        for ring in rings if isinstance(rings, list) else [None]:
+            if not isinstance(ring, list) or len(ring) < 4 or ring[0] != ring[-1]:
+                raise _refuse(
+                    field,
+                    "each ring needs at least 4 positions and must be closed (RFC 7946)",
+                    "多边形的环至少 4 个点且首尾相同",
+                )
     try:
         geom = shape(obj)
     except (ValueError, TypeError, AttributeError, IndexError, shapely.errors.GEOSException):
