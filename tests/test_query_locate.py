@@ -293,3 +293,24 @@ def test_batch_limits(client: TestClient) -> None:
         )
         assert r.status_code == 422, (body, r.status_code)
         assert r.headers["content-type"].startswith("application/problem+json")
+
+
+def test_full_batch_of_10000_with_addresses(
+    client: TestClient, places: list[tuple[float, float]]
+) -> None:
+    """The largest batch, as a hotline CSV with long addresses (over the 1 MB default body cap)."""
+    address = "湖南省株洲市石峰区" + "某某路某某号某某小区某栋某单元" * 4
+    rows = [
+        f"{i},{address},{places[i % len(places)][0]},{places[i % len(places)][1]}"
+        for i in range(10_000)
+    ]
+    body = ("工单号,事发地址,lng,lat\n" + "\n".join(rows)).encode()
+    assert len(body) > 1_048_576
+    r = client.post(
+        "/query/locate", content=body, headers={**auth("a_planner"), "Content-Type": "text/csv"}
+    )
+    assert r.status_code == 200, r.text[:300]
+    doc = r.json()
+    assert doc["count"] == 10_000
+    assert doc["found"] == 10_000
+    assert doc["results"][len(places)]["grid_code"] == doc["results"][0]["grid_code"]
