@@ -52,6 +52,14 @@ bench: install
 	$(BIN)/python benchmarks/bench_demo_load.py
 	$(BIN)/python benchmarks/bench_import.py
 
+# Vector tiles vs tipg on the city demo (tipg in its own venv so its pins never touch ours).
+TIPG_VENV ?= /tmp/tipg-venv
+BENCH_SCALE ?= city
+.PHONY: bench-tiles
+bench-tiles: install
+	@test -x $(TIPG_VENV)/bin/python || { $(PYTHON) -m venv $(TIPG_VENV) && $(TIPG_VENV)/bin/pip install -q 'tipg>=1.0' 'uvicorn[standard]'; }
+	$(BIN)/python benchmarks/bench_tiles.py --scale $(BENCH_SCALE) --tipg-python $(TIPG_VENV)/bin/python
+
 clean:
 	-$(BIN)/gis-service db down
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -21,7 +21,7 @@ from fastapi.responses import FileResponse, JSONResponse, Response
 from gis_service.api.deps import current_principal
 from gis_service.api.routes import router
 from gis_service.domain.scope import Principal
-from gis_service.errors import NotFound
+from gis_service.errors import BadParameter, FieldProblem, NotFound
 from gis_service.registry import load_registry
 from gis_service.registry.model import VIEWS
 from gis_service.tiles import metadata
@@ -91,31 +91,29 @@ def _matches(if_none_match: str | None, etag: str) -> bool:
     return any(t.strip().removeprefix("W/") == etag for t in if_none_match.split(","))
 
 
-@api.get(
-    "/tiles/{layers}/{z}/{x}/{tile_y}",
-    summary="A vector tile (MVT) of one or several layers (a,b,c)",
-    response_class=Response,
-    responses={200: {"content": {MVT: {}}}, 204: {"description": "empty tile"}},
-)
-async def get_tile(  # noqa: PLR0917 - FastAPI injects by parameter
-    layers: str,
-    z: str,
-    x: str,
-    tile_y: str,
-    request: Request,
-    authorization: Authorization = None,
-    if_none_match: Annotated[str | None, Header()] = None,
-    accept_encoding: Annotated[str | None, Header(include_in_schema=False)] = None,
-) -> Response:
-    """Only the caller's area; 204 when empty; ETag/If-None-Match; gzip when accepted."""
+async def serve_tile(request: Request) -> Response:
+    """The tile endpoint as a plain Starlette route: no dependency solving per tile.
+
+    A map requests dozens of tiles a second; FastAPI's parameter machinery costs more than
+    a cached tile. The documented route below has the same path and is never reached.
+    """
+    if request.url.query:
+        raise BadParameter(
+            detail="tile requests take no query parameters",
+            detail_zh="瓦片请求不接受查询参数",
+            fields=[FieldProblem("query", "unknown parameter")],
+        )
+    params = request.path_params
+    tile_y: str = params["tile_y"]
     y, dot, ext = tile_y.partition(".")
     if not dot or f".{ext}" not in EXTENSIONS:
         raise NotFound(detail="tiles are served as .mvt", detail_zh="瓦片格式仅支持 .mvt")
     service = _service(request)
-    specs = service.resolve(layers)
-    tile = parse_tile(z, x, y)
+    specs = service.resolve(params["layers"])
+    tile = parse_tile(params["z"], params["x"], y)
     service.active(specs, tile.z)
-    user = await _principal(request, authorization)
+    headers_in = request.headers
+    user = await _principal(request, headers_in.get("authorization"))
     result = await service.tile(specs, tile, user.scope_code)
     entry = result.entry
     headers = {
@@ -128,15 +126,42 @@ async def get_tile(  # noqa: PLR0917 - FastAPI injects by parameter
         headers["X-Tile-Capped"] = ",".join(entry.capped)
     if len(entry.raw) > service.settings.max_tile_bytes:
         headers["X-Tile-Oversized"] = str(len(entry.raw))
-    if _matches(if_none_match, entry.etag):
+    if _matches(headers_in.get("if-none-match"), entry.etag):
         return Response(status_code=304, headers=headers)
     if not entry.raw:
         return Response(status_code=204, headers=headers)
-    if accept_encoding and "gzip" in accept_encoding:
+    if "gzip" in headers_in.get("accept-encoding", ""):
         body = service.gzipped(result)
         headers["Content-Encoding"] = "gzip"
         return Response(body, media_type=MVT, headers=headers)
     return Response(entry.raw, media_type=MVT, headers=headers)
+
+
+TILE_PATH = "/tiles/{layers}/{z}/{x}/{tile_y}"
+api.add_route(TILE_PATH, serve_tile, methods=["GET"], include_in_schema=False)
+
+
+@api.get(
+    TILE_PATH,
+    summary="A vector tile (MVT) of one or several layers (a,b,c)",
+    response_class=Response,
+    responses={200: {"content": {MVT: {}}}, 204: {"description": "empty tile"}},
+)
+async def get_tile(  # noqa: PLR0917 - documents the parameters of serve_tile
+    layers: str,
+    z: str,
+    x: str,
+    tile_y: str,
+    request: Request,
+    authorization: Authorization = None,
+    if_none_match: Annotated[str | None, Header()] = None,
+    accept_encoding: Annotated[str | None, Header(include_in_schema=False)] = None,
+) -> Response:
+    """Only the caller's area; 204 when empty; ETag/If-None-Match; gzip when accepted.
+
+    ``layers`` is one name or several (``grids,enterprises``); ``tile_y`` is ``{y}.mvt``.
+    """
+    return await serve_tile(request)
 
 
 async def _bounds(service: TileService, scope: str | None) -> metadata.BBox | None:

@@ -1,0 +1,437 @@
+"""Vector tiles: our server vs tipg on the same database and tile list, plus the SQL-only floor.
+
+    .venv/bin/python benchmarks/bench_tiles.py [--scale city] [--repeats 2] [--no-tipg]
+
+Steps (all bounded; loopback only):
+1. an embedded PostGIS cluster in ``--data-dir`` holding the demo city (loaded once, kept);
+2. a national admin token (no scope predicate: tipg has none either);
+3. "equal content" layers: grids/enterprises/buildings straight from the tables with tipg's
+   10,000-feature cap, no generalisation, the same five properties each (tipg is pointed at
+   views in schema ``bench`` exposing exactly those columns);
+4. runs of ``shared/bench/tile-bench/bench_http.py`` (300 fixed tiles z8-z16, concurrency 1
+   and 8): ours equal-content with the cache off, tipg, ours with the product layers
+   (generalisation, aggregation, bounded low zooms) cache off, and warm cache;
+5. the floor: our equal-content tile SQL sent straight to PostgreSQL by ``bench_sql.py``;
+6. ``benchmarks/tiles.md``: the table (medians), ratios to tipg and to the floor.
+
+tipg runs from its own virtualenv (``--tipg-python``, created with ``pip install tipg``) so
+its pins never touch ours.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+ROOT = Path(__file__).resolve().parents[1]
+HARNESS = Path(os.environ.get("TILE_BENCH", ROOT.parent / "shared" / "bench" / "tile-bench"))
+TILES = HARNESS / "tiles_zhuzhou_300.csv"
+LAYERS = ("grids", "enterprises", "buildings")
+TOKEN = "gis_bench_tiles_national_admin"
+
+#: layer → (table, published columns): the equal-content set, also tipg's view columns.
+EQUAL: dict[str, tuple[str, list[tuple[str, str, str]]]] = {
+    "grids": (
+        "grid",
+        [
+            ("grid_code", "网格编码", "string"),
+            ("name", "网格名称", "string"),
+            ("kind", "网格类型", "string"),
+            ("households", "户数", "integer"),
+            ("population", "人口", "integer"),
+        ],
+    ),
+    "enterprises": (
+        "enterprise",
+        [
+            ("name", "企业名称", "string"),
+            ("sector", "行业", "string"),
+            ("risk_level", "风险等级", "string"),
+            ("employees", "从业人数", "integer"),
+            ("grid_code", "网格编码", "string"),
+        ],
+    ),
+    "buildings": (
+        "building",
+        [
+            ("structure", "结构类型", "string"),
+            ("floors", "层数", "integer"),
+            ("use", "用途", "string"),
+            ("households", "户数", "integer"),
+            ("population", "人口", "integer"),
+        ],
+    ),
+}
+GEOMETRY = {"grids": "MultiPolygon", "enterprises": "Point", "buildings": "MultiPolygon"}
+STYLE = {"grids": "fill", "enterprises": "circle", "buildings": "fill"}
+
+
+def log(msg: str) -> None:
+    print(f"[bench-tiles {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def gis(args: list[str], env: dict[str, str]) -> None:
+    subprocess.run([str(ROOT / ".venv/bin/gis-service"), *args], check=True, env=env)
+
+
+def ensure_database(data_dir: Path, scale: str) -> tuple[str, int]:
+    """The demo city in an embedded cluster: (libpq URL, postmaster pid)."""
+    env = {**os.environ, "GIS_DATA_DIR": str(data_dir)}
+    gis(["db", "up"], env)
+    gis(["db", "migrate"], env)
+    from gis_service.db.cluster import EmbeddedCluster
+
+    info = EmbeddedCluster(data_dir, dbname="gis").status()
+    assert info.url is not None
+    url = "postgresql://" + info.url.split("://", 1)[1]
+    with psycopg.connect(url) as conn:
+        buildings = conn.execute("SELECT count(*) FROM building").fetchone()[0]  # type: ignore[index]
+    want = 500_000 if scale == "city" else 10_000
+    if buildings < want:
+        log(f"loading the {scale} demo (a few minutes)")
+        t = time.perf_counter()
+        gis(["demo", "load", "--scale", scale], env)
+        log(f"demo loaded in {time.perf_counter() - t:.0f} s")
+    pid = int((data_dir / "pg" / "postmaster.pid").read_text().split()[0])
+    return url, pid
+
+
+def prepare_database(url: str) -> dict[str, int]:
+    """National admin token, ``bench`` views for tipg, ANALYZE; returns row counts."""
+    from gis_service.domain.users import hash_token
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO app_user (login, role, scope_code, token_hash, source)"
+            " VALUES ('bench_tiles', 'admin', NULL, %s, 'bench') ON CONFLICT (login) DO NOTHING",
+            (hash_token(TOKEN),),
+        )
+        conn.execute("CREATE SCHEMA IF NOT EXISTS bench")
+        counts = {}
+        for layer, (table, props) in EQUAL.items():
+            cols = ", ".join(c for c, _, _ in props)
+            conn.execute(f"CREATE OR REPLACE VIEW bench.{layer} AS SELECT id, {cols}, geom FROM {table}")
+            counts[layer] = conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]  # type: ignore[index]
+        conn.execute("ANALYZE")
+    return counts
+
+
+def equal_layers(folder: Path) -> Path:
+    """Layer files with tipg's content: same columns, 10,000 cap, no generalisation."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for layer, (table, props) in EQUAL.items():
+        lines = [
+            f"name: {layer}",
+            f"title: {layer}",
+            f"title_en: {layer} (equal content with tipg)",
+            f"table: {table}",
+            f"geometry_type: {GEOMETRY[layer]}",
+            "scope_column: " + ("community_code" if table == "grid" else "admin_code"),
+            "minzoom: 0",
+            "maxzoom: 22",
+            "max_features: 10000",
+            "properties:",
+            *(f"  - {{column: {c}, label: {lab}, type: {t}}}" for c, lab, t in props),
+            f"style: {{kind: {STYLE[layer]}}}",
+        ]
+        (folder / f"{layer}.yaml").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return folder
+
+
+class Server:
+    """A uvicorn process on a free loopback port, stopped by pid."""
+
+    def __init__(self, argv: list[str], env: dict[str, str], ready: str, name: str) -> None:
+        self.port = free_port()
+        self.name = name
+        self.log = Path(tempfile.gettempdir()) / f"bench-tiles-{name}.log"
+        argv = [*argv, "--host", "127.0.0.1", "--port", str(self.port)]
+        self.proc = subprocess.Popen(
+            argv, env=env, stdout=self.log.open("w"), stderr=subprocess.STDOUT
+        )
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{self.port}{ready}", timeout=2):
+                    break
+            except OSError:
+                if self.proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"{name} did not start; see {self.log}") from None
+                time.sleep(0.5)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+
+
+def ours(url: str, layers_dir: Path, cache_mb: int, name: str) -> Server:
+    env = {
+        **os.environ,
+        "DATABASE_URL": url,
+        "GIS_LAYERS_DIR": str(layers_dir),
+        "GIS_TILES_CACHE_MB": str(cache_mb),
+        "GIS_API_DOCS": "false",
+    }
+    argv = [
+        str(ROOT / ".venv/bin/python"), "-m", "uvicorn", "gis_service.main:app",
+        "--no-access-log", "--log-level", "warning", "--workers", "1",
+    ]  # fmt: skip
+    return Server(argv, env, "/health/live", name)
+
+
+def tipg(url: str, python: str) -> Server:
+    env = {
+        **os.environ,
+        "DATABASE_URL": url,
+        "TIPG_DB_SCHEMAS": '["bench"]',
+        "TIPG_DB_EXCLUDE_FUNCTION_SCHEMAS": '["public", "bench"]',
+    }
+    argv = [
+        python, "-m", "uvicorn", "tipg.main:app",
+        "--no-access-log", "--log-level", "warning", "--workers", "1",
+    ]  # fmt: skip
+    return Server(argv, env, "/collections", "tipg")
+
+
+def http(
+    url_template: str, label: str, out: Path, pids: str, repeats: int, *, auth: bool = True
+) -> dict[str, Any]:
+    argv = [
+        sys.executable, str(HARNESS / "bench_http.py"),
+        "--url", url_template, "--layers", ",".join(LAYERS), "--tiles", str(TILES),
+        "--concurrency", "1,8", "--repeats", str(repeats), "--label", label,
+        "--watch-pids", pids, "--out", str(out), "--max-seconds", "120",
+        "--quiet-wait", "5", "--quiet-threshold", "0.5",
+    ]  # fmt: skip
+    if auth:
+        argv += ["--header", f"Authorization: Bearer {TOKEN}"]
+    log(f"http: {label}")
+    subprocess.run(argv, check=True, stdout=subprocess.DEVNULL)
+    result: dict[str, Any] = json.loads(out.read_text())
+    return result
+
+
+def floor(url: str, layers_dir: Path, out: Path, pid: int, repeats: int) -> dict[str, Any]:
+    """Our equal-content tile SQL, values inlined, straight to PostgreSQL."""
+    from gis_service.registry import load_registry
+    from gis_service.tiles.sql import tile_query
+
+    registry = load_registry(layers_dir)
+    statements = out.with_suffix(".jsonl")
+    tiles = [tuple(int(v) for v in line.split(",")) for line in TILES.read_text().split()[1:]]
+    with psycopg.connect(url) as conn, statements.open("w") as fh:
+        cur = psycopg.ClientCursor(conn)
+        for layer in LAYERS:
+            spec = registry.get(layer)
+            for z, x, y in tiles:
+                q = tile_query(spec, z, False)
+                sql = cur.mogrify(q.sql, {"z": z, "x": x, "y": y, **q.params})
+                fh.write(json.dumps({"layer": layer, "z": z, "x": x, "y": y, "sql": sql}) + "\n")
+    argv = [
+        sys.executable, str(HARNESS / "bench_sql.py"), "--dsn", url,
+        "--statements", str(statements), "--layers", ",".join(LAYERS), "--tiles", str(TILES),
+        "--concurrency", "1,8", "--repeats", str(repeats), "--label", "floor (our SQL)",
+        "--set", "SET max_parallel_workers_per_gather = 0", "--set", "SET jit = off",
+        "--watch-pids", f"db={pid}", "--out", str(out), "--max-seconds", "120",
+        "--quiet-wait", "5", "--quiet-threshold", "0.5",
+    ]  # fmt: skip
+    log("sql floor")
+    subprocess.run(argv, check=True, stdout=subprocess.DEVNULL)
+    result: dict[str, Any] = json.loads(out.read_text())
+    return result
+
+
+# ------------------------------------------------------------------------ report
+def index(rep: dict[str, Any]) -> dict[tuple[str, int], dict[str, Any]]:
+    return {(r["layer"], r["concurrency"]): r for r in rep["results"]}
+
+
+def cell(rep: dict[str, Any] | None, layer: str, conc: int) -> str:
+    if rep is None:
+        return "–"
+    r = index(rep).get((layer, conc))
+    if r is None:
+        return "–"
+    m = r["median_of_runs"]
+    cpu = m.get("server_cpu_ms_per_tile", {}).get("median")
+    cpu_txt = "" if cpu is None else f" · {cpu:.1f} ms CPU"
+    return (
+        f"**{m['tiles_per_s']['median']:.0f}** t/s · p50 {m['p50_ms']['median']:.1f}"
+        f" · p99 {m['p99_ms']['median']:.0f} ms{cpu_txt}"
+    )
+
+
+def tps(rep: dict[str, Any] | None, layer: str, conc: int) -> float | None:
+    r = index(rep).get((layer, conc)) if rep else None
+    return None if r is None else float(r["median_of_runs"]["tiles_per_s"]["median"])
+
+
+def cpu(rep: dict[str, Any] | None, layer: str, conc: int) -> float | None:
+    r = index(rep).get((layer, conc)) if rep else None
+    if r is None:
+        return None
+    v = r["median_of_runs"].get("server_cpu_ms_per_tile", {}).get("median")
+    return None if v is None else float(v)
+
+
+def ratio(a: float | None, b: float | None) -> str:
+    return "–" if not a or not b else f"{a / b:.2f}×"
+
+
+def max_kib(rep: dict[str, Any] | None, layer: str) -> str:
+    r = index(rep).get((layer, 1)) if rep else None
+    if r is None:
+        return "–"
+    return f"{max(v['bytes_max'] for v in r['by_zoom_median'].values()) / 1024:.0f}"
+
+
+def write_report(path: Path, runs: dict[str, dict[str, Any] | None], meta: dict[str, Any]) -> None:
+    eq, tg, fl = runs.get("ours_equal"), runs.get("tipg"), runs.get("floor")
+    prod, warm = runs.get("ours_product"), runs.get("ours_warm")
+    lines = [
+        "# Vector tiles: our server vs tipg (`make bench-tiles`)",
+        "",
+        f"Measured {meta['when']} on the shared 2-core box: {meta['scale']} demo"
+        f" ({', '.join(f'{k} {v:,}' for k, v in meta['counts'].items())} rows),"
+        f" {meta['tiles']} fixed tiles z8-z16 (`tiles_zhuzhou_300.csv`), medians of"
+        f" {meta['repeats']} runs per cell, identity encoding. tipg {meta['tipg_version']}"
+        " (one uvicorn worker, views exposing the same five columns per layer, its"
+        " default 10,000-feature cap). Ours: one uvicorn worker. CPU = server CPU per tile"
+        " (app + PostgreSQL backends) from `bench_http.py --watch-pids`.",
+        "",
+        "## Equal content, cache off (the issue's goals)",
+        "",
+        "Same features (no generalisation, 10,000 cap) and same properties as tipg.",
+        "",
+        "| layer | conc | ours | tipg | SQL floor (our SQL, no HTTP) | ours / tipg | ours CPU / floor CPU |",
+        "|---|---:|---|---|---|---:|---:|",
+    ]
+    for layer in LAYERS:
+        for c in (1, 8):
+            lines.append(
+                f"| {layer} | {c} | {cell(eq, layer, c)} | {cell(tg, layer, c)} |"
+                f" {cell(fl, layer, c)} | {ratio(tps(eq, layer, c), tps(tg, layer, c))} |"
+                f" {ratio(cpu(eq, layer, c), cpu(fl, layer, c))} |"
+            )
+    lines += [
+        "",
+        "## Product settings (generalisation, low-zoom aggregation, buildings from z13)",
+        "",
+        "Buildings below z13 are not served (404: the layer starts at z13), so that row covers"
+        " the z14/z16 tiles only. Max KiB is the largest tile seen at concurrency 1.",
+        "",
+        "| layer | conc | ours, cache off | ours, warm cache | max KiB (product) |",
+        "|---|---:|---|---|---:|",
+    ]
+    for layer in LAYERS:
+        for c in (1, 8):
+            lines.append(
+                f"| {layer} | {c} | {cell(prod, layer, c)} | {cell(warm, layer, c)} |"
+                f" {max_kib(prod, layer)} |"
+            )
+    lines += ["", "## Notes", "", *meta.get("notes", []), ""]
+    path.write_text("\n".join(lines), encoding="utf-8")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data-dir", type=Path, default=Path("/tmp/gis-bench-tiles"))
+    ap.add_argument("--scale", choices=("district", "city"), default="city")
+    ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument("--tipg-python", default=os.environ.get("TIPG_PYTHON", "/tmp/tipg-venv/bin/python"))
+    ap.add_argument("--no-tipg", action="store_true")
+    ap.add_argument("--only", help="comma list of runs: ours_equal,tipg,floor,ours_product,ours_warm")
+    ap.add_argument("--results", type=Path, default=Path("/tmp/gis-bench-tiles/results"))
+    ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "tiles.md")
+    a = ap.parse_args()
+    a.results.mkdir(parents=True, exist_ok=True)
+    url, pg_pid = ensure_database(a.data_dir, a.scale)
+    counts = prepare_database(url)
+    equal_dir = equal_layers(a.results / "layers-equal")
+    product_dir = ROOT / "layers"
+    wanted = set((a.only or "ours_equal,tipg,floor,ours_product,ours_warm").split(","))
+    if a.no_tipg or not Path(a.tipg_python).exists():
+        wanted.discard("tipg")
+    runs: dict[str, dict[str, Any] | None] = {}
+    for name in ("ours_equal", "tipg", "floor", "ours_product", "ours_warm"):
+        path = a.results / f"{name}.json"
+        if name not in wanted:
+            runs[name] = json.loads(path.read_text()) if path.exists() else None
+            continue
+        if name == "floor":
+            runs[name] = floor(url, equal_dir, path, pg_pid, a.repeats)
+            continue
+        if name == "tipg":
+            server = tipg(url, a.tipg_python)
+            template = f"http://127.0.0.1:{server.port}/collections/bench.{{layer}}/tiles/WebMercatorQuad/{{z}}/{{x}}/{{y}}"
+        else:
+            layers_dir = equal_dir if name == "ours_equal" else product_dir
+            server = ours(url, layers_dir, 256 if name == "ours_warm" else 0, name)
+            template = f"http://127.0.0.1:{server.port}/tiles/{{layer}}/{{z}}/{{x}}/{{y}}.mvt"
+        try:
+            runs[name] = http(
+                template, name, path, f"app={server.proc.pid},db={pg_pid}", a.repeats,
+                auth=name != "tipg",
+            )  # fmt: skip
+        finally:
+            server.stop()
+    tipg_version = "–"
+    if Path(a.tipg_python).exists():
+        out = subprocess.run(
+            [a.tipg_python, "-c", "import tipg; print(tipg.__version__)"],
+            capture_output=True, text=True, check=False,
+        )  # fmt: skip
+        tipg_version = out.stdout.strip() or "–"
+    notes = [
+        "- Ours: per-layer/zoom prepared statements on a warmed psycopg pool (parallel query"
+        " and JIT off per connection), ST_TileEnvelope transformed once for the `&&` test,"
+        " no ORDER BY, raw bytes out; warm cache = in-memory LRU, invalidated by the"
+        " statement-trigger change feed (drained with one non-blocking recv per request).",
+        "- tipg pays per-request Python (morecantile/pyproj tile math, SQL building, pool reset)"
+        " and ORDER BY id before its LIMIT (TILE_SERVING.md §5).",
+        "- The floor replays our equal-content SQL with values inlined (no prepared"
+        " statements), one thread and connection per concurrent client.",
+        f"- Harness: `{HARNESS}` (`bench_http.py`, `bench_sql.py`), results JSON in `{a.results}`.",
+    ]
+    write_report(
+        a.out,
+        runs,
+        {
+            "when": time.strftime("%Y-%m-%d"),
+            "scale": a.scale,
+            "counts": counts,
+            "tiles": 300,
+            "repeats": a.repeats,
+            "tipg_version": tipg_version,
+            "notes": notes,
+        },
+    )
+    log(f"wrote {a.out}")
+    shutil.rmtree(a.results / "layers-equal", ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
