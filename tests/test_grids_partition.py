@@ -171,7 +171,7 @@ def _moved_share(
             if i not in used and ("c", j) not in used:
                 used |= {i, ("c", j)}
                 best += m[i, j]
-    return 1 - best / hh.sum()
+    return float(1 - best / hh.sum())
 
 
 def test_small_change_moves_few_households(community: CommunityUnits, planned: Any) -> None:
@@ -212,3 +212,28 @@ def test_code_order_west_east_north_south() -> None:
     xy = np.array([[10.0, 10.0], [200.0, 12.0], [15.0, 300.0], [220.0, 290.0]])
     seq = code_order(xy, area=4 * 200.0 * 200.0)
     assert seq.tolist() == [3, 4, 1, 2]
+
+
+def test_edit_validation_refuses_a_broken_grid() -> None:
+    """Moving the middle unit of a 3-unit path out of its grid leaves two pieces."""
+    from gis_service.grids.edits import validate_labels
+
+    g = UnitGraph(
+        xy=np.array([[0.0, 0.0], [1.0, 0.0], [2.0, 0.0], [1.0, 1.0]]),
+        area=np.ones(4),
+        households=np.array([200, 10, 200, 400], dtype=np.int64),
+        population=np.zeros(4, dtype=np.int64),
+        edge_a=np.array([0, 1, 1], dtype=np.int64),
+        edge_b=np.array([1, 2, 3], dtype=np.int64),
+        edge_len=np.ones(3),
+        edge_cost=np.ones(3),
+    )
+    ok = validate_labels(g, np.array([0, 0, 0, 1]), 400, 0.1, [0, 1])
+    assert ok["ok"]
+    assert not ok["warnings"]
+    broken = validate_labels(g, np.array([0, 1, 0, 1]), 400, 0.1, [0, 1])
+    assert not broken["ok"]
+    assert broken["problems"] == [{"label": 0, "problem": "not one piece"}]
+    merged = validate_labels(g, np.array([0, 0, 0, 0]), 400, 0.1, [0])
+    assert merged["ok"]
+    assert merged["warnings"][0]["households"] == 810

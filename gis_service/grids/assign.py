@@ -207,6 +207,7 @@ def import_roster(conn: Connection, principal: Principal, path: Path) -> dict[st
         r.name: r.grid_code
         for r in conn.execute(text("SELECT name, grid_code FROM grid WHERE valid_to IS NULL"))
     }
+    known = set(by_name.values())
     problems: list[dict[str, Any]] = []
     plan: list[tuple[str, Assignment]] = []
     for n, r in enumerate(rows[1:], start=2):
@@ -223,7 +224,7 @@ def import_roster(conn: Connection, principal: Principal, path: Path) -> dict[st
         phone = cell("phone") or None
         if not cell("name"):
             problems.append({"row": n, "column": "姓名", "reason": "empty"})
-        elif not re.fullmatch(r"\d{15}", code):
+        elif code not in known:
             problems.append({"row": n, "column": "网格编码", "reason": "unknown grid"})
         elif role not in GRID_ROLES:
             problems.append({"row": n, "column": "角色", "reason": f"unknown role {role}"})

@@ -23,7 +23,7 @@ from gis_service.grids.partition import UnitGraph
 __all__ = ["MAJOR_KINDS", "CommunityUnits", "adjacency", "build_units"]
 
 MIN_SHARED_M = 0.5
-SNAP_M = 0.05
+SNAP_M = 0.004
 STREET_FACTOR = 0.2
 MAJOR_FACTOR = 0.1
 #: Barrier kinds that make the cheapest cuts (a grid boundary there costs least).
