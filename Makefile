@@ -60,6 +60,15 @@ bench-tiles: install
 	@test -x $(TIPG_VENV)/bin/python || { $(PYTHON) -m venv $(TIPG_VENV) && $(TIPG_VENV)/bin/pip install -q 'tipg>=1.0' 'uvicorn[standard]'; }
 	$(BIN)/python benchmarks/bench_tiles.py --scale $(BENCH_SCALE) --tipg-python $(TIPG_VENV)/bin/python
 
+# Grid partitioning vs spopt/GeoDa/METIS/KaHIP/GerryChain (grid-bench; anchors in their own venv).
+GRID_BENCH ?= /work/shared/bench/grid-bench
+GRID_BENCH_VENV ?= /tmp/gridbench/venv
+.PHONY: bench-grids
+bench-grids: install
+	$(BIN)/python -m pip install -q -e '.[bench]'
+	@test -x $(GRID_BENCH_VENV)/bin/python || { $(PYTHON) -m venv $(GRID_BENCH_VENV) && $(GRID_BENCH_VENV)/bin/pip install -q spopt libpysal geopandas shapely scikit-learn networkx pymetis kahip pygeoda gerrychain psutil; }
+	GRID_BENCH=$(GRID_BENCH) GRID_BENCH_PY=$(GRID_BENCH_VENV)/bin/python $(BIN)/python benchmarks/bench_grids.py
+
 clean:
 	-$(BIN)/gis-service db down
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
