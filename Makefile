@@ -72,3 +72,8 @@ bench-grids: install
 clean:
 	-$(BIN)/gis-service db down
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+
+# The 隐患 ledger: list, one workflow step, monthly report and notice at 1,056 and ~106,000 隐患.
+.PHONY: bench-hazards
+bench-hazards: install
+	$(BIN)/python benchmarks/bench_hazards.py

@@ -1159,6 +1159,7 @@ for _column in (
     Column("supervision_level", String(8)),
 ):
     _hazard.append_column(_column)
+Index("ix_safety_hazard_found_at", _hazard.c.found_at)
 _hazard.append_constraint(
     CheckConstraint(
         one_of("supervision_level", SUPERVISION_LEVELS, nullable=True), name="supervision_level"
@@ -1178,6 +1179,7 @@ _event.append_constraint(
     CheckConstraint(one_of("action", HAZARD_ACTIONS, nullable=True), name="action")
 )
 Index("ix_hazard_event_to_status_at", _event.c.to_status, _event.c.at)
+Index("ix_hazard_event_action", _event.c.action)
 
 
 class HazardMonthlyReport(Common, Base):

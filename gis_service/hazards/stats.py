@@ -26,6 +26,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from dataclasses import dataclass
+from types import SimpleNamespace
 from typing import Any
 
 from sqlalchemy import text
@@ -116,79 +117,93 @@ WITH b AS (
     JOIN admin_division c ON c.code = ANY(v.ancestors) AND c.level = 'county'
     LEFT JOIN admin_division t ON t.code = ANY(v.ancestors) AND t.level = 'township'
     WHERE v.level = 'village' AND :root = ANY(v.ancestors)
-), ev AS (
-    SELECT h.id, h.level, h.found_via, coalesce(e.sector, 'none') AS sector,
-           u.county, u.township, b.t0, b.t1,
-           x.found_at, x.closed_at,
-           coalesce(x.deadline, h.deadline) AS deadline,
-           CASE WHEN x.any_escalate THEN x.escalated ELSE h.escalated END AS escalated
-    FROM safety_hazard h
-    JOIN u ON u.village = h.admin_code
-    LEFT JOIN enterprise e ON e.id = h.enterprise_id
+), hz AS NOT MATERIALIZED (
+    SELECT h.id, h.level, h.found_via, h.deadline, h.escalated, h.enterprise_id,
+           u.county, u.township
+    FROM safety_hazard h JOIN u ON u.village = h.admin_code
+), x AS (
+    -- One pass over the area's events before the instant (hash join + hash aggregate).
+    SELECT e.hazard_id,
+           min(e.at) FILTER (WHERE e.to_status = 'found') AS found_at,
+           min(e.at) FILTER (WHERE e.to_status = 'closed') AS closed_at,
+           bool_or(e.action = 'escalate') AS escalated
+    FROM hazard_event e JOIN hz ON hz.id = e.hazard_id CROSS JOIN b
+    WHERE e.at < b.t1
+    GROUP BY e.hazard_id
+), dl AS (
+    -- The deadline in force: the latest 交办 before the instant (few rows).
+    SELECT DISTINCT ON (e.hazard_id) e.hazard_id, (e.payload ->> 'deadline')::date AS deadline
+    FROM hazard_event e CROSS JOIN b
+    WHERE e.action = 'assign' AND e.at < b.t1
+    ORDER BY e.hazard_id, e.at DESC, e.id DESC
+), esc AS (
+    -- Hazards whose 挂牌督办 is in the events (older rows only have the flag).
+    SELECT DISTINCT hazard_id FROM hazard_event WHERE action = 'escalate'
+), facts AS MATERIALIZED (
+    SELECT hz.id, hz.level, hz.found_via, coalesce(en.sector, 'none') AS sector,
+           hz.county, hz.township, b.t0, b.t1, x.found_at, x.closed_at,
+           coalesce(dl.deadline, hz.deadline) AS deadline,
+           CASE WHEN esc.hazard_id IS NULL THEN hz.escalated ELSE x.escalated END AS escalated,
+           x.found_at >= b.t0 AS f_month,
+           x.closed_at >= b.t0 AS c_month,
+           x.closed_at IS NULL AS open_end,
+           x.closed_at IS NULL
+               AND coalesce(dl.deadline, hz.deadline) < (b.t1 AT TIME ZONE 'Asia/Shanghai')::date
+               AS overdue,
+           (x.closed_at AT TIME ZONE 'Asia/Shanghai')::date <= coalesce(dl.deadline, hz.deadline)
+               AS on_time,
+           extract(epoch FROM x.closed_at - x.found_at) / 86400.0 AS days_to_close
+    FROM hz
+    JOIN x ON x.hazard_id = hz.id
+    LEFT JOIN dl ON dl.hazard_id = hz.id
+    LEFT JOIN esc ON esc.hazard_id = hz.id
+    LEFT JOIN enterprise en ON en.id = hz.enterprise_id
     CROSS JOIN b
-    CROSS JOIN LATERAL (
-        SELECT min(at) FILTER (WHERE to_status = 'found' AND at < b.t1) AS found_at,
-               min(at) FILTER (WHERE to_status = 'closed' AND at < b.t1) AS closed_at,
-               (array_agg((payload ->> 'deadline')::date ORDER BY at DESC, id DESC)
-                   FILTER (WHERE payload ? 'deadline' AND at < b.t1))[1] AS deadline,
-               coalesce(bool_or(action = 'escalate') FILTER (WHERE at < b.t1), false)
-                   AS escalated,
-               coalesce(bool_or(action = 'escalate'), false) AS any_escalate
-        FROM hazard_event WHERE hazard_id = h.id
-    ) x
     WHERE x.found_at IS NOT NULL
-), facts AS (
-    SELECT ev.*,
-           found_at >= t0 AS f_month,
-           closed_at >= t0 AS c_month,
-           closed_at IS NULL AS open_end,
-           closed_at IS NULL AND deadline < (t1 AT TIME ZONE 'Asia/Shanghai')::date AS overdue,
-           (closed_at AT TIME ZONE 'Asia/Shanghai')::date <= deadline AS on_time,
-           extract(epoch FROM closed_at - found_at) / 86400.0 AS days_to_close
-    FROM ev
+), groups AS (
+    SELECT grouping(county) AS g_county, grouping(township) AS g_township,
+           grouping(level) AS g_level, grouping(sector) AS g_sector,
+           county, township, level, sector,
+           count(*) FILTER (WHERE f_month) AS found_month,
+           count(*) FILTER (WHERE c_month) AS closed_month,
+           count(*) AS found_total,
+           count(closed_at) AS closed_total,
+           count(*) FILTER (WHERE on_time) AS closed_on_time_total,
+           count(*) FILTER (WHERE open_end) AS open_end,
+           count(*) FILTER (WHERE overdue) AS overdue_open,
+           count(*) FILTER (WHERE f_month AND level = 'major') AS major_found_month,
+           count(*) FILTER (WHERE open_end AND level = 'major') AS major_open,
+           count(*) FILTER (WHERE overdue AND level = 'major') AS major_overdue_open,
+           count(*) FILTER (WHERE open_end AND escalated) AS escalated_open,
+           count(*) FILTER (WHERE f_month AND found_via IN ('inspection', 'covert'))
+               AS enforcement_found_month,
+           round(avg(days_to_close) FILTER (WHERE c_month)::numeric, 1)::float
+               AS avg_days_to_close_month
+    FROM facts
+    GROUP BY GROUPING SETS ((), (county), (county, township), (level), (sector))
+), overdue_major AS (
+    SELECT h.id, h.hazard_no, h.title, coalesce(en.name, h.responsible_org) AS unit,
+           h.responsible_org, f.deadline, f.escalated, h.supervision_level,
+           ((f.t1 AT TIME ZONE 'Asia/Shanghai')::date - f.deadline) AS days_overdue,
+           c.name AS county_name, t.name AS township_name
+    FROM facts f
+    JOIN safety_hazard h ON h.id = f.id
+    LEFT JOIN enterprise en ON en.id = h.enterprise_id
+    LEFT JOIN admin_division c ON c.code = f.county
+    LEFT JOIN admin_division t ON t.code = f.township
+    WHERE f.overdue AND f.level = 'major'
 )
 """
 
-_GROUPS = text(
+#: Both results from one computation of the facts: the grouped figures, and the overdue
+#: major hazards by name (as JSON rows, told apart by ``kind``).
+_MONTH = text(
     _FACTS
     + """
-SELECT grouping(county) AS g_county, grouping(township) AS g_township,
-       grouping(level) AS g_level, grouping(sector) AS g_sector,
-       county, township, level, sector,
-       count(*) FILTER (WHERE f_month) AS found_month,
-       count(*) FILTER (WHERE c_month) AS closed_month,
-       count(*) AS found_total,
-       count(closed_at) AS closed_total,
-       count(*) FILTER (WHERE on_time) AS closed_on_time_total,
-       count(*) FILTER (WHERE open_end) AS open_end,
-       count(*) FILTER (WHERE overdue) AS overdue_open,
-       count(*) FILTER (WHERE f_month AND level = 'major') AS major_found_month,
-       count(*) FILTER (WHERE open_end AND level = 'major') AS major_open,
-       count(*) FILTER (WHERE overdue AND level = 'major') AS major_overdue_open,
-       count(*) FILTER (WHERE open_end AND escalated) AS escalated_open,
-       count(*) FILTER (WHERE f_month AND found_via IN ('inspection', 'covert'))
-           AS enforcement_found_month,
-       round(avg(days_to_close) FILTER (WHERE c_month)::numeric, 1)::float
-           AS avg_days_to_close_month
-FROM facts
-GROUP BY GROUPING SETS ((), (county), (county, township), (level), (sector))
-"""
-)
-
-_OVERDUE_MAJOR = text(
-    _FACTS
-    + """
-SELECT h.id, h.hazard_no, h.title, coalesce(en.name, h.responsible_org) AS unit,
-       h.responsible_org, f.deadline, f.escalated, h.supervision_level,
-       ((f.t1 AT TIME ZONE 'Asia/Shanghai')::date - f.deadline) AS days_overdue,
-       c.name AS county_name, t.name AS township_name
-FROM facts f
-JOIN safety_hazard h ON h.id = f.id
-LEFT JOIN enterprise en ON en.id = h.enterprise_id
-LEFT JOIN admin_division c ON c.code = f.county
-LEFT JOIN admin_division t ON t.code = f.township
-WHERE f.overdue AND f.level = 'major'
-ORDER BY days_overdue DESC, h.hazard_no
+SELECT 'group' AS kind, to_jsonb(g) AS row FROM groups g
+UNION ALL
+SELECT 'overdue', to_jsonb(o) FROM (
+    SELECT * FROM overdue_major ORDER BY days_overdue DESC, hazard_no) o
 """
 )
 
@@ -268,7 +283,9 @@ async def resolve_root(
 async def compute(conn: AsyncConnection, root: dict[str, Any], month: Month) -> dict[str, Any]:
     """The month's figures under ``root``, recomputed from the events (nothing frozen)."""
     params = {"m0": month.first, "m1": month.next.first, "root": root["code"]}
-    groups = (await conn.execute(_GROUPS, params)).all()
+    rows = (await conn.execute(_MONTH, params)).all()
+    groups = [SimpleNamespace(**r.row) for r in rows if r.kind == "group"]
+    overdue = [r.row for r in rows if r.kind == "overdue"]
     units = {r.code: dict(r._mapping) for r in (await conn.execute(_UNITS, params)).all()}
     totals = _empty()
     by_unit: dict[str, dict[str, Any]] = {}
@@ -309,7 +326,6 @@ async def compute(conn: AsyncConnection, root: dict[str, Any], month: Month) -> 
     ranked = (
         rank([row(u) for u in units.values() if u["level"] == rank_level]) if rank_level else []
     )
-    overdue = (await conn.execute(_OVERDUE_MAJOR, params)).all()
     as_of = (
         await conn.execute(
             text("SELECT least(CAST(:m1 AS timestamp) AT TIME ZONE 'Asia/Shanghai', now())"),
@@ -328,13 +344,7 @@ async def compute(conn: AsyncConnection, root: dict[str, Any], month: Month) -> 
         "rank_level": rank_level,
         "ranking": ranked,
         "formula_zh": FORMULA_ZH,
-        "overdue_major": [
-            {
-                **dict(r._mapping),
-                "deadline": r.deadline.isoformat() if r.deadline else None,
-            }
-            for r in overdue
-        ],
+        "overdue_major": overdue,
     }
 
 

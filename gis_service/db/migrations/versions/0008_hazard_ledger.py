@@ -1,6 +1,7 @@
 """隐患 ledger workflow (单四制): event details, append-only events, frozen monthly reports.
 
-- ``safety_hazard``: legal basis, 五落实 (five in place), photos, 挂牌督办 level.
+- ``safety_hazard``: legal basis, 五落实 (five in place), photos, 挂牌督办 level; an index
+  on ``found_at`` (the ledger's default order).
 - ``hazard_event``: the action, the actor's role and the step's payload (deadline,
   organisation, evidence, reason …); an index for month windows; UPDATE refused always and
   DELETE refused outside maintenance bulk mode (the demo reload), so the application can
@@ -58,6 +59,7 @@ def upgrade() -> None:
         "safety_hazard",
         "(supervision_level IS NULL OR supervision_level IN ('province', 'city', 'county'))",
     )
+    op.create_index("ix_safety_hazard_found_at", "safety_hazard", ["found_at"], unique=False)
     op.add_column("hazard_event", sa.Column("action", sa.String(length=20), nullable=True))
     op.add_column("hazard_event", sa.Column("actor_role", sa.String(length=12), nullable=True))
     op.add_column(
@@ -78,6 +80,7 @@ def upgrade() -> None:
     op.create_index(
         "ix_hazard_event_to_status_at", "hazard_event", ["to_status", "at"], unique=False
     )
+    op.create_index("ix_hazard_event_action", "hazard_event", ["action"], unique=False)
     op.create_table(
         "hazard_monthly_report",
         sa.Column("month", sa.Date(), nullable=False),
@@ -131,11 +134,13 @@ def downgrade() -> None:
         op.execute(f"DROP TRIGGER IF EXISTS {table}_append_only ON {table}")
     op.drop_table("hazard_monthly_report")
     op.execute("DROP FUNCTION IF EXISTS gis_hazard_history_immutable()")
+    op.drop_index("ix_hazard_event_action", table_name="hazard_event")
     op.drop_index("ix_hazard_event_to_status_at", table_name="hazard_event")
     op.drop_constraint(op.f("ck_hazard_event_action"), "hazard_event", type_="check")
     op.drop_column("hazard_event", "payload")
     op.drop_column("hazard_event", "actor_role")
     op.drop_column("hazard_event", "action")
+    op.drop_index("ix_safety_hazard_found_at", table_name="safety_hazard")
     op.drop_constraint(op.f("ck_safety_hazard_supervision_level"), "safety_hazard", type_="check")
     op.drop_column("safety_hazard", "supervision_level")
     op.drop_column("safety_hazard", "photos")
