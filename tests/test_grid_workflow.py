@@ -369,3 +369,49 @@ def test_scope_and_roles(gclient: TestClient, proposal: dict[str, Any]) -> None:
     r = gclient.get("/grids?admin=430204&metrics=bogus", headers=PLANNER)
     assert r.status_code == 422
     assert "metrics" in r.text
+
+
+def _cli(url: str, *args: str) -> Any:
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "DATABASE_URL": url, "COLUMNS": "200"}
+    return subprocess.run(
+        [sys.executable, "-m", "gis_service.cli", "grids", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+        check=False,
+    )
+
+
+def test_cli_partition_commit_and_report(grid_db: str) -> None:
+    """`grids partition --commit` makes the proposal current; same seed, same codes; report."""
+    import json
+
+    code = "430204002008"
+    r = _cli(grid_db, "partition", code, "--seed", "5", "--cold", "--json")
+    assert r.returncode == 0, r.stderr
+    first = json.loads(r.stdout)
+    assert first["quality"]["grids"] == 2
+    assert first["commit"] is None
+    r = _cli(grid_db, "partition", code, "--seed", "5", "--cold", "--commit", "--json")
+    assert r.returncode == 0, r.stderr
+    second = json.loads(r.stdout)
+    assert second["commit"]["created"] == 2
+    assert second["quality"]["per_community"] == first["quality"]["per_community"]
+    with _db(grid_db) as c:
+        geoms = c.execute(
+            "SELECT md5(ST_AsBinary(geom)) FROM grid_proposal_grid WHERE proposal_id = ANY(%s)"
+            " ORDER BY proposal_id, grid_code",
+            ([first["proposal"], second["proposal"]],),
+        ).fetchall()
+    assert geoms[:2] == geoms[2:], "same seed, same polygons"
+    r = _cli(grid_db, "report", "--admin", code)
+    assert r.returncode == 0, r.stderr
+    assert "unassigned_grids" in json.loads(r.stdout)
+    r = _cli(grid_db, "partition", code, "--barriers", "lake")
+    assert r.returncode == 1
+    assert "barriers" in r.stderr
