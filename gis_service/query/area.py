@@ -33,7 +33,7 @@ from gis_service.domain.pii import mask_name, mask_phone
 from gis_service.domain.scope import Principal
 from gis_service.errors import NotFound
 from gis_service.query import params as qp
-from gis_service.query.layers import LAYERS, scope_sql, with_scope
+from gis_service.query.layers import LAYERS, scope_sql
 from gis_service.query.nearby import plain
 from gis_service.types import AdminCode, GridCode
 
@@ -162,9 +162,8 @@ async def resolve_area(conn: AsyncConnection, principal: Principal, req: AreaReq
         return _geometry_area(geom, {"geometry": "polygon", "crs": req.crs.value})
     if req.around is not None:
         layer = LAYERS[req.around.layer]
-        sql = f"""WITH {with_scope(principal.scope_code)} x AS (SELECT 1)
-            SELECT ST_AsBinary(ST_Buffer(t.geom::geography, :r)::geometry) FROM {layer.table} t
-            WHERE t.id = :id AND t.geom IS NOT NULL AND {layer.where}
+        sql = f"""SELECT ST_AsBinary(ST_Buffer(t.geom::geography, :r)::geometry)
+            FROM {layer.table} t WHERE t.id = :id AND t.geom IS NOT NULL AND {layer.where}
               AND {scope_sql("t." + layer.scope_column, principal.scope_code)}"""
         wkb = (
             await conn.execute(
@@ -178,8 +177,7 @@ async def resolve_area(conn: AsyncConnection, principal: Principal, req: AreaReq
             {"around": req.around.model_dump()},
         )
     if req.grid_code is not None:
-        sql = f"""WITH {with_scope(principal.scope_code)} x AS (SELECT 1)
-            SELECT 1 FROM grid t WHERE t.grid_code = :code AND t.valid_to IS NULL
+        sql = f"""SELECT 1 FROM grid t WHERE t.grid_code = :code AND t.valid_to IS NULL
               AND {scope_sql("t.community_code", principal.scope_code)}"""
         if (await conn.execute(text(sql), {"code": req.grid_code, **scope_p})).first() is None:
             raise NotFound(detail=f"grid {req.grid_code} not found")
@@ -187,8 +185,7 @@ async def resolve_area(conn: AsyncConnection, principal: Principal, req: AreaReq
             "grid", "t.grid_code = :code", "", {"code": req.grid_code}, {"grid_code": req.grid_code}
         )
     assert req.admin_code is not None
-    sql = f"""WITH {with_scope(principal.scope_code)} x AS (SELECT 1)
-        SELECT name FROM admin_division t WHERE t.code = :code
+    sql = f"""SELECT name FROM admin_division t WHERE t.code = :code
           AND {scope_sql("t.code", principal.scope_code)}"""
     name = (await conn.execute(text(sql), {"code": req.admin_code, **scope_p})).scalar_one_or_none()
     if name is None:
@@ -203,9 +200,8 @@ async def resolve_area(conn: AsyncConnection, principal: Principal, req: AreaReq
     )
 
 
-def _with(area: Area, scope: str | None) -> str:
-    ctes = [c for c in (with_scope(scope).rstrip(","), area.cte) if c]
-    return "WITH " + ", ".join(ctes) if ctes else ""
+def _with(area: Area) -> str:
+    return f"WITH {area.cte}" if area.cte else ""
 
 
 def _from(area: Area) -> str:
@@ -217,7 +213,7 @@ def _agg_sql(agg: Aggregate, area: Area, scope: str | None) -> str:
     sums = "".join(f", sum(t.{s}) AS {s}" for s in agg.sums)
     flags = "".join(f", count(*) FILTER (WHERE {cond}) AS {n}" for n, cond in agg.flags.items())
     pred = area.predicate.format(g=layer.geometry)
-    return f"""{_with(area, scope)}
+    return f"""{_with(area)}
 SELECT t.grid_code, t.admin_code, coalesce(t.{agg.category}::text, '{UNKNOWN}') AS cat,
        count(*) AS n{sums}{flags}
 FROM {layer.table} t{_from(area)}
@@ -232,7 +228,7 @@ def _grids_sql(area: Area, scope: str | None) -> str:
         pred = "g.grid_code = :code"
     else:
         pred = "g.community_code = ANY(CAST((SELECT au.codes FROM area_units au) AS varchar[]))"
-    return f"""{_with(area, scope)}
+    return f"""{_with(area)}
 SELECT g.grid_code, g.name, g.community_code, v.name AS village, g.households, g.population,
   (SELECT coalesce(json_agg(json_build_object('role', ga.role, 'name', p.name,
           'phone', p.phone) ORDER BY ga.role, p.name), '[]'::json)
@@ -248,7 +244,7 @@ def _list_sql(name: str, area: Area, scope: str | None) -> str:
     layer = LAYERS[name]
     cols = ", ".join(f"t.{c}" for c in layer.columns)
     pred = area.predicate.format(g=layer.geometry)
-    return f"""{_with(area, scope)}
+    return f"""{_with(area)}
 SELECT t.id, ST_X(ST_PointOnSurface(t.{layer.geometry})) AS x,
        ST_Y(ST_PointOnSurface(t.{layer.geometry})) AS y, {cols}
 FROM {layer.table} t{_from(area)}

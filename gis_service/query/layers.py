@@ -132,27 +132,27 @@ def get(name: str) -> QueryLayer:
     return LAYERS[name]
 
 
-def scope_sql(column: str, scope_code: str | None) -> str:
+def scope_sql(column: str, scope_code: str | None, *, per_row: bool = False) -> str:
     """SQL text of the area-scope predicate on ``column`` (a declared column name).
 
     The same rule as :func:`gis_service.domain.scope.in_scope` (hierarchy through
     ``admin_division.ancestors``, never code prefixes), in text form for the hand-written
-    statements of this package. It reads the codes of the caller's area from the CTE
-    :data:`SCOPE_CTE` (computed once per statement, which keeps planning cheap when a
-    statement filters several tables); the scope code itself is the bound parameter ``:scope``.
+    statements of this package; the scope code is the bound parameter ``:scope``.
+
+    Two spellings of one rule, for two access paths. ``per_row`` tests each candidate row by
+    one unique-index lookup of its unit: right when an index on the geometry (a point's
+    neighbourhood, ``<->`` order) yields a handful of rows, and it keeps the planner from
+    driving the query from the (possibly thousand-unit) area instead of the geometry.
+    The default ``EXISTS`` form lets aggregates over many rows use a hash semi-join.
     """
     if scope_code is None:
         return "TRUE"
-    return f"{column} = ANY(CAST((SELECT su.codes FROM scope_units su) AS varchar[]))"
-
-
-#: The caller's area as one array of admin codes; prefix ``WITH`` lists with it.
-SCOPE_CTE = (
-    "scope_units AS MATERIALIZED (SELECT array_agg(a.code) AS codes FROM admin_division a"
-    " WHERE a.ancestors @> ARRAY[CAST(:scope AS text)])"
-)
-
-
-def with_scope(scope_code: str | None) -> str:
-    """``WITH`` prefix (ending in a comma when other CTEs follow) for a scoped statement."""
-    return f"{SCOPE_CTE}," if scope_code is not None else ""
+    if per_row:
+        return (
+            f"(SELECT su.ancestors FROM admin_division su WHERE su.code = {column})"
+            " @> ARRAY[CAST(:scope AS text)]"
+        )
+    return (
+        f"EXISTS (SELECT 1 FROM admin_division su WHERE su.code = {column}"
+        " AND su.ancestors @> ARRAY[CAST(:scope AS text)])"
+    )

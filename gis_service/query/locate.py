@@ -14,13 +14,18 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gis_service.domain.pii import mask_name, mask_phone
 from gis_service.domain.scope import Principal
-from gis_service.query.layers import scope_sql, with_scope
-from gis_service.query.sqlparts import distance_sql, knn_bound_sql, within_sql
+from gis_service.query.layers import scope_sql
+from gis_service.query.sqlparts import (
+    cached_text,
+    distance_sql,
+    knn_bound_sql,
+    use_generic_plans,
+    within_sql,
+)
 
 #: Geological-hazard points within this many metres count as "there" (plus any whose risk
 #: zone covers the point).
@@ -30,13 +35,13 @@ OPEN_SHELTER = "t.status IN ('open', 'opening') AND t.capacity > t.current_occup
 
 
 def _main_sql(scope: str | None) -> str:
-    s_village = scope_sql("a.code", scope)
-    s_grid = scope_sql("g.community_code", scope)
-    s_t = scope_sql("t.admin_code", scope)
+    s_village = scope_sql("a.code", scope, per_row=True)
+    s_grid = scope_sql("g.community_code", scope, per_row=True)
+    s_t = scope_sql("t.admin_code", scope, per_row=True)
     near_any = knn_bound_sql("shelter", s_t, "pts.p", "1")
     near_open = knn_bound_sql("shelter", f"{s_t} AND {OPEN_SHELTER}", "pts.p", "1")
     return f"""
-WITH {with_scope(scope)} pts AS (
+WITH pts AS (
     SELECT u.i, ST_SetSRID(ST_MakePoint(u.x, u.y), 4490) AS p, u.y AS lat
     FROM unnest(CAST(:xs AS float8[]), CAST(:ys AS float8[])) WITH ORDINALITY AS u(x, y, i)
 )
@@ -239,7 +244,8 @@ async def locate_points(
     }
     if principal.scope_code is not None:
         params["scope"] = principal.scope_code
-    rows = (await conn.execute(text(_main_sql(principal.scope_code)), params)).all()
+    await use_generic_plans(conn)
+    rows = (await conn.execute(cached_text(_main_sql(principal.scope_code)), params)).all()
     ids: dict[str, set[Any]] = {k: set() for k in ("villages", "grids", "points", "zones")}
     shelters: set[int] = set()
     for r in rows:
@@ -252,7 +258,7 @@ async def locate_points(
         shelters.update(x for x in (r.shelter_id, r.open_shelter_id) if x is not None)
     details = (
         await conn.execute(
-            text(_DETAILS_SQL),
+            cached_text(_DETAILS_SQL),
             {**{k: sorted(v) for k, v in ids.items()}, "shelters": sorted(shelters)},
         )
     ).one()

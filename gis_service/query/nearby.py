@@ -12,12 +12,17 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gis_service.domain.scope import Principal
-from gis_service.query.layers import QueryLayer, scope_sql, with_scope
-from gis_service.query.sqlparts import distance_sql, knn_bound_sql, within_sql
+from gis_service.query.layers import QueryLayer, scope_sql
+from gis_service.query.sqlparts import (
+    cached_text,
+    distance_sql,
+    knn_bound_sql,
+    use_generic_plans,
+    within_sql,
+)
 
 
 @dataclass(frozen=True)
@@ -65,9 +70,9 @@ _POINT_CTE = (
 
 
 def _nearby_sql(layer: QueryLayer, scope: str | None) -> str:
-    where = f"{layer.where} AND {scope_sql('t.' + layer.scope_column, scope)}"
+    where = f"{layer.where} AND {scope_sql('t.' + layer.scope_column, scope, per_row=True)}"
     return f"""
-WITH {with_scope(scope)} {_POINT_CTE},
+WITH {_POINT_CTE},
 hits AS (
     SELECT t.id, {distance_sql("t." + layer.geometry, "q.p")} AS d FROM {layer.table} t, q
     WHERE {where} AND {within_sql("t." + layer.geometry, "q.p", "q.lat", ":r")}
@@ -114,11 +119,13 @@ async def nearby(
         One page per layer with the layer's total count inside the radius.
     """
     pages = []
+    await use_generic_plans(conn)
     for layer in layers:
         params = _params(
             principal, lon=point[0], lat=point[1], r=radius_m, limit=limit, offset=offset
         )
-        rows = (await conn.execute(text(_nearby_sql(layer, principal.scope_code)), params)).all()
+        sql = cached_text(_nearby_sql(layer, principal.scope_code))
+        rows = (await conn.execute(sql, params)).all()
         total = int(rows[0].total) if rows else 0
         features = [_feature(layer, r) for r in rows if r.id is not None]
         pages.append(LayerPage(layer.name, layer.title, total, offset, features))
@@ -126,10 +133,10 @@ async def nearby(
 
 
 def _nearest_sql(layer: QueryLayer, scope: str | None) -> str:
-    where = f"{layer.where} AND {scope_sql('t.' + layer.scope_column, scope)}"
+    where = f"{layer.where} AND {scope_sql('t.' + layer.scope_column, scope, per_row=True)}"
     bound = knn_bound_sql(layer.table, where, "q.p", ":k")
     return f"""
-WITH {with_scope(scope)} {_POINT_CTE},
+WITH {_POINT_CTE},
 b AS (SELECT {bound} AS r FROM q)
 SELECT t.id, {distance_sql("t." + layer.geometry, "q.p")} AS d,
        ST_X(ST_PointOnSurface(t.{layer.geometry})) AS x,
@@ -154,5 +161,7 @@ async def nearest(
     candidate found in degrees may be beaten by one just outside them in metres).
     """
     params = _params(principal, lon=point[0], lat=point[1], k=k)
-    rows = (await conn.execute(text(_nearest_sql(layer, principal.scope_code)), params)).all()
+    await use_generic_plans(conn)
+    sql = cached_text(_nearest_sql(layer, principal.scope_code))
+    rows = (await conn.execute(sql, params)).all()
     return [_feature(layer, r) for r in rows]

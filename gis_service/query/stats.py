@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from gis_service.db.models import DANGER_GRADES, RISK_COLORS
 from gis_service.domain.scope import Principal
 from gis_service.errors import BadParameter, FieldProblem, NotFound
-from gis_service.query.layers import scope_sql, with_scope
+from gis_service.query.layers import scope_sql
 
 _FOUND = "(CAST(:t0 AS timestamptz) IS NULL OR t.found_at >= :t0) AND t.found_at < :t1"
 _CLOSED = (
@@ -191,8 +191,7 @@ async def _unit(conn: AsyncConnection, principal: Principal, code: str) -> dict[
         else f"({scope_sql('a.code', scope)} OR a.code::text = ANY(CAST((SELECT s.ancestors"
         " FROM admin_division s WHERE s.code = CAST(:scope AS text)) AS text[])))"
     )
-    sql = f"""WITH {with_scope(scope)} x AS (SELECT 1)
-        SELECT a.code, a.name, a.level FROM admin_division a WHERE a.code = :code AND {visible}"""
+    sql = f"SELECT a.code, a.name, a.level FROM admin_division a WHERE a.code = :code AND {visible}"
     params = {"code": code, **({"scope": scope} if scope else {})}
     row = (await conn.execute(text(sql), params)).one_or_none()
     if row is None:
@@ -209,7 +208,7 @@ async def by_division(
     scope = principal.scope_code
     metrics = (*METRICS, GRID_METRIC)
     selects, joins = _joins(metrics, scope)
-    sql = f"""WITH {with_scope(scope)}
+    sql = f"""WITH
 units AS (SELECT a.code, a.name, a.level FROM admin_division a
           WHERE a.parent_code = :parent AND {scope_sql("a.code", scope)}),
 km AS MATERIALIZED (SELECT v.code AS key, u.code AS unit FROM units u
@@ -231,7 +230,7 @@ async def by_grid(
     unit = await _unit(conn, principal, code)
     scope = principal.scope_code
     selects, joins = _joins(METRICS, scope, join_on="grid_code")
-    sql = f"""WITH {with_scope(scope)}
+    sql = f"""WITH
 units AS MATERIALIZED (
     SELECT g.grid_code AS code, g.name, g.community_code, v.name AS village,
            g.households AS grid_households, g.population AS grid_population
