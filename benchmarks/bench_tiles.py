@@ -266,6 +266,44 @@ def floor(url: str, layers_dir: Path, out: Path, pid: int, repeats: int) -> dict
     return result
 
 
+def settings_probe(url: str, layers_dir: Path) -> list[str]:
+    """Prepared vs plain statements and parallel query on/off: median ms per tile, c=1."""
+    import statistics
+
+    from gis_service.registry import load_registry
+    from gis_service.tiles.sql import tile_query
+
+    registry = load_registry(layers_dir)
+    tiles = [tuple(int(v) for v in line.split(",")) for line in TILES.read_text().split()[1:]]
+    variants = {
+        "prepared, parallel off": (True, "0"),
+        "plain text, parallel off": (False, "0"),
+        "prepared, parallel on (PG default 2)": (True, "2"),
+    }
+    out = []
+    for layer in ("grids", "enterprises"):
+        spec = registry.get(layer)
+        cells = []
+        for label, (prepare, workers) in variants.items():
+            with psycopg.connect(url, autocommit=True, prepare_threshold=0) as conn:
+                conn.execute(f"SET max_parallel_workers_per_gather = {workers}")
+                conn.execute("SET jit = off")
+                conn.execute("SELECT ST_Transform(ST_TileEnvelope(10, 834, 421), 4490)")
+                times = []
+                for rep in range(3):
+                    for z, x, y in tiles:
+                        q = tile_query(spec, z, False)
+                        t = time.perf_counter()
+                        conn.execute(q.sql, {"z": z, "x": x, "y": y, **q.params}, prepare=prepare)
+                        if rep:
+                            times.append((time.perf_counter() - t) * 1000)
+            cells.append(
+                f"{label}: p50 {statistics.median(times):.2f} ms, mean {statistics.fmean(times):.2f} ms"
+            )
+        out.append(f"- {layer} (300 tiles, c=1, SQL only): " + "; ".join(cells) + ".")
+    return out
+
+
 # ------------------------------------------------------------------------ report
 def index(rep: dict[str, Any]) -> dict[tuple[str, int], dict[str, Any]]:
     return {(r["layer"], r["concurrency"]): r for r in rep["results"]}
@@ -401,7 +439,7 @@ def main() -> None:
     counts = prepare_database(url)
     equal_dir = equal_layers(a.results / "layers-equal")
     product_dir = ROOT / "layers"
-    wanted = set((a.only or "ours_equal,tipg,floor,ours_product,ours_warm").split(","))
+    wanted = set((a.only or "ours_equal,tipg,floor,ours_product,ours_warm,probe").split(","))
     if a.no_tipg or not Path(a.tipg_python).exists():
         wanted.discard("tipg")
     runs: dict[str, dict[str, Any] | None] = {}
@@ -427,6 +465,7 @@ def main() -> None:
             )  # fmt: skip
         finally:
             server.stop()
+    probe = settings_probe(url, equal_dir) if "probe" in wanted else []
     tipg_version = "–"
     if Path(a.tipg_python).exists():
         out = subprocess.run(
@@ -435,6 +474,7 @@ def main() -> None:
         )  # fmt: skip
         tipg_version = out.stdout.strip() or "–"
     notes = [
+        *probe,
         "- Ours: per-layer/zoom prepared statements on a warmed psycopg pool (parallel query"
         " and JIT off per connection), ST_TileEnvelope transformed once for the `&&` test,"
         " no ORDER BY, raw bytes out; warm cache = in-memory LRU, invalidated by the"
