@@ -104,7 +104,7 @@ class Params:
     li: float = 1.0
     lp: float = 2.5
     #: Stickiness to the anchor plan (warm start), per household moved / mean.
-    ls: float = 2.0
+    ls: float = 5.0
     passes: int = 40
     n_starts: int = 6
     seed: int = 0
@@ -397,7 +397,7 @@ def _refine(  # noqa: PLR0917  # pragma: no cover - compiled
 # ----------------------------------------------------------------------------- python driver
 
 
-def _power_seed(g: UnitGraph, k: int, rng: np.random.Generator, outer: int = 25) -> I64:
+def _power_seed(g: UnitGraph, k: int, rng: np.random.Generator, outer: int = 15) -> I64:
     """Balanced power-diagram k-means (capacity-constrained Voronoi) on the unit centroids."""
     w = g.load
     xy = g.xy - g.xy.mean(0)
@@ -433,7 +433,7 @@ def _power_kernel(xy: Any, w: Any, wpos: Any, centres: Any, outer: int) -> Any: 
                 dy = xy[i, 1] - centres[j, 1]
                 dist[i, j] = dx * dx + dy * dy
         step = 0.5 * scale
-        for _inner in range(60):
+        for _inner in range(40):
             s[:] = 0.0
             for i in range(n):
                 bj = 0
@@ -461,10 +461,16 @@ def _power_kernel(xy: Any, w: Any, wpos: Any, centres: Any, outer: int) -> Any: 
             ws[j] += wpos[i]
             cx[j] += wpos[i] * xy[i, 0]
             cy[j] += wpos[i] * xy[i, 1]
+        shift = 0.0
         for j in range(k):
             if ws[j] > 0:
-                centres[j, 0] = cx[j] / ws[j]
-                centres[j, 1] = cy[j] / ws[j]
+                nx = cx[j] / ws[j]
+                ny = cy[j] / ws[j]
+                shift = max(shift, abs(nx - centres[j, 0]) + abs(ny - centres[j, 1]))
+                centres[j, 0] = nx
+                centres[j, 1] = ny
+        if shift < 0.5:  # metres: the diagram has settled
+            break
     for i in range(n):
         bj = 0
         bv = 1e300
