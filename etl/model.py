@@ -56,6 +56,8 @@ class SourceTable:
             vector formats, physical line/row for CSV/XLSX), same length as ``frame``.
         notes: decisions the reader took, for the report (encoding source, header row …).
         fmt: short format name: ``shp``, ``gpkg``, ``geojson``, ``csv``, ``xlsx``.
+        wkb: the geometries as the file's WKB (object array of bytes, None where missing),
+            for vector formats; what crosses the process boundary instead of ``geometry``.
     """
 
     frame: pd.DataFrame
@@ -66,6 +68,7 @@ class SourceTable:
     source_rows: np.ndarray[Any, np.dtype[np.int64]]
     fmt: str
     notes: list[str] = field(default_factory=list)
+    wkb: np.ndarray[Any, np.dtype[np.object_]] | None = None
 
     def __len__(self) -> int:
         return len(self.frame)

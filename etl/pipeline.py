@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import struct
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -25,11 +26,11 @@ from pyproj import CRS
 from etl import coords, mapping
 from etl.load import LoadInput, geometry_kind, load_rows
 from etl.model import FileRejected, RowProblem, SourceTable
-from etl.portable import read_portable, unpack_wkb
-from etl.sandbox import run_limited
+from etl.portable import read_portable, unpack_frame, unpack_wkb
+from etl.readers.vector import parse_wkb
+from etl.sandbox import run_limited, warm_up
 from gis_service.errors import BadParameter, GisError
 from gis_service.settings import EtlSettings
-from gis_service.types import STORAGE_SRID
 
 #: Problems kept in the batch row and shown in reports (the count is always complete).
 MAX_REPORTED_PROBLEMS = 1000
@@ -137,16 +138,18 @@ def read_sandboxed(path: Path, options: ImportOptions, limits: EtlSettings) -> S
         memory_mb=limits.parse_memory_mb,
         seconds=limits.parse_seconds,
     )
-    wkb = parts["wkb"]
+    notes = list(parts["notes"])
+    wkb = None if parts["wkb"] is None else unpack_wkb(parts["wkb"])
     return SourceTable(
-        frame=parts["frame"],
-        geometry=None if wkb is None else unpack_wkb(wkb),
+        frame=unpack_frame(parts["columns"]),
+        geometry=None if wkb is None else parse_wkb(wkb, notes),
         crs=None if parts["crs"] is None else CRS.from_wkt(parts["crs"]),
         encoding=parts["encoding"],
         layer=parts["layer"],
         source_rows=np.asarray(parts["rows"], dtype=np.int64),
         fmt=parts["fmt"],
-        notes=list(parts["notes"]),
+        notes=notes,
+        wkb=wkb,
     )
 
 
@@ -180,20 +183,34 @@ class Prepared:
     choice: coords.CrsChoice | None
 
 
-def _to_ewkb_hex(geoms: np.ndarray[Any, Any], kind: str | None) -> list[str | None]:
-    """Hex EWKB in the storage SRID, promoted to Multi* where the column is Multi*."""
+#: WKB type codes of the single-part types a Multi* column promotes, and their Multi*.
+_PROMOTE = {"MULTIPOLYGON": (3, 6), "MULTILINESTRING": (2, 5)}
+
+
+def _wkb_hex(geoms: np.ndarray[Any, Any], kind: str | None) -> list[str | None]:
+    """Hex WKB per row, promoted to Multi* where the column is Multi*.
+
+    No SRID is written: PostGIS gives an SRID-less geometry the SRID of the column's type
+    (all columns are SRID 4490). A single part is promoted by prepending the Multi* header
+    to its WKB (byte order, type, one part), which is what ``ST_Multi`` writes, without
+    building a million Multi* geometries.
+    """
     out: list[str | None] = [None] * len(geoms)
-    present = np.array([g is not None for g in geoms], dtype=bool)
-    if not present.any():
+    present = np.flatnonzero(~shapely.is_missing(geoms))
+    if not len(present):
         return out
     geo = geoms[present]
-    if kind in ("MULTIPOLYGON", "MULTILINESTRING"):
-        parts, index = shapely.get_parts(geo, return_index=True)
-        build = shapely.multipolygons if kind == "MULTIPOLYGON" else shapely.multilinestrings
-        geo = build(parts, indices=index)
-    hexes = shapely.to_wkb(shapely.set_srid(geo, STORAGE_SRID), hex=True, include_srid=True)
-    for i, h in zip(np.flatnonzero(present), hexes, strict=True):
-        out[int(i)] = str(h)
+    wkbs = shapely.to_wkb(geo)
+    promote = _PROMOTE.get(kind or "")
+    if promote is None:
+        hexes = [w.hex() for w in wkbs]
+    else:
+        single, multi = promote
+        header = b"\x01" + struct.pack("<II", multi, 1)
+        lone = shapely.get_type_id(geo) == single
+        hexes = [(header + w).hex() if one else w.hex() for w, one in zip(wkbs, lone, strict=True)]
+    for i, h in zip(present, hexes, strict=True):
+        out[i] = h
     return out
 
 
@@ -280,7 +297,7 @@ def prepare(
         geometry_hex=(
             [None] * len(keep)
             if geoms is None
-            else _to_ewkb_hex(geoms if everything else geoms[keep], kind)
+            else _wkb_hex(geoms if everything else geoms[keep], kind)
         ),
         attributes=(
             converted.attributes if everything else [converted.attributes[i] for i in keep]
@@ -289,6 +306,7 @@ def prepare(
         natural_key=tuple(spec.natural_key),
         source=source,
         source_crs=None if choice is None else choice.source_crs,
+        geometries=None if geoms is None else (geoms if everything else geoms[keep]),
     )
     return Prepared(
         data=data,
@@ -305,11 +323,12 @@ def prepare(
 def _first_vertices(geoms: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
     """First vertex of each geometry as (n, 2), NaN where absent: what CRS detection reads."""
     out = np.full((len(geoms), 2), np.nan)
-    present = np.flatnonzero([g is not None for g in geoms])
+    present = np.flatnonzero(~shapely.is_missing(geoms))
     if len(present):
         xy, index = shapely.get_coordinates(geoms[present], return_index=True)
-        owners, first = np.unique(index, return_index=True)
-        out[present[owners]] = xy[first]
+        # ``index`` ascends: a geometry's first vertex is where the owner changes.
+        first = np.flatnonzero(np.diff(index, prepend=-1))
+        out[present[index[first]]] = xy[first]
     return out
 
 
@@ -442,6 +461,7 @@ def run_import(
         progress: callback ``(step, done, total)``.
     """
     say = progress or _quiet
+    warm_up()  # the parser's process starts while the file is hashed
     report = ImportReport(target=options.target, file_name=path.name)
     sha, size = file_digest(path)
     with psycopg.connect(_conninfo(url)) as conn:

@@ -1,7 +1,11 @@
-"""What the sandboxed child runs: read a file, hand back picklable parts.
+"""What the sandboxed child runs: read a file, hand back parts that pickle cheaply.
 
 Kept apart from ``etl.pipeline`` so a child imports only the readers (preloaded in the
 forkserver), not the database layer: that import alone cost ~1 s per parse.
+
+A million Python ``str`` or ``bytes`` objects take seconds to pickle across the pipe, so
+text columns and the WKB travel as Arrow arrays (a few contiguous buffers each) and are
+turned back into the readers' object arrays on the other side.
 """
 
 from __future__ import annotations
@@ -10,17 +14,18 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import shapely
+import pandas as pd
+import pyarrow as pa
 
 from etl.readers import read_file
 
 
 def read_portable(path: str, **kwargs: Any) -> dict[str, Any]:
-    """Read ``path``; geometry as WKB and CRS as WKT so the parts pickle cheaply."""
-    table = read_file(Path(path), **kwargs)
+    """Read ``path``; columns and WKB as Arrow where that is faithful, CRS as WKT."""
+    table = read_file(Path(path), parse_geometry=False, **kwargs)
     return {
-        "frame": table.frame,
-        "wkb": None if table.geometry is None else pack_wkb(table.geometry),
+        "columns": {str(name): pack_column(table.frame[name]) for name in table.frame.columns},
+        "wkb": None if table.wkb is None else pa.array(table.wkb, type=pa.large_binary()),
         "crs": None if table.crs is None else table.crs.to_wkt(),
         "encoding": table.encoding,
         "layer": table.layer,
@@ -30,26 +35,38 @@ def read_portable(path: str, **kwargs: Any) -> dict[str, Any]:
     }
 
 
-def pack_wkb(geoms: Any) -> tuple[bytes, Any]:
-    """Geometries as one WKB blob plus end offsets: pickles as a single buffer.
+def pack_column(column: pd.Series[Any]) -> Any:
+    """A column of only text and None as an Arrow string array; anything else as it is.
 
-    A million separate ``bytes`` objects cost seconds to pickle across the pipe; one blob
-    is a memcpy. Missing geometries have zero length.
+    Numeric columns already pickle as one buffer; mixed object columns (ledger cells with
+    numbers, dates and text) keep their Python values exactly.
     """
-    wkbs = shapely.to_wkb(geoms)
-    lengths = np.fromiter(
-        (0 if w is None else len(w) for w in wkbs), dtype=np.int64, count=len(wkbs)
-    )
-    return b"".join(w for w in wkbs if w is not None), np.cumsum(lengths)
+    if column.dtype != object:
+        return column
+    try:
+        packed = pa.array(column.to_numpy(), type=pa.large_string(), from_pandas=False)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        return column
+    return packed
 
 
-def unpack_wkb(packed: tuple[bytes, Any]) -> Any:
-    """Inverse of :func:`pack_wkb`: an object array of geometries (None where missing)."""
-    blob, ends = packed
-    view = memoryview(blob)
-    starts = np.concatenate(([0], ends[:-1]))
-    parts = np.array(
-        [None if s == e else bytes(view[s:e]) for s, e in zip(starts, ends, strict=True)],
-        dtype=object,
+def unpack_column(packed: Any) -> pd.Series[Any]:
+    """Inverse of :func:`pack_column`."""
+    if isinstance(packed, pd.Series):
+        return packed
+    return pd.Series(np.asarray(packed.to_numpy(zero_copy_only=False), dtype=object), dtype=object)
+
+
+def unpack_frame(columns: dict[str, Any]) -> pd.DataFrame:
+    """The reader's frame from :func:`read_portable`'s ``columns``."""
+    names = list(columns)
+    frame = pd.DataFrame(
+        {name: unpack_column(columns[name]).reset_index(drop=True) for name in names},
+        columns=names,
     )
-    return shapely.from_wkb(parts)
+    return frame
+
+
+def unpack_wkb(packed: Any) -> Any:
+    """The WKB values as an object array of bytes (None where missing)."""
+    return np.asarray(packed.to_numpy(zero_copy_only=False), dtype=object)

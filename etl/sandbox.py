@@ -80,6 +80,16 @@ def _child(  # noqa: PLR0917 - multiprocessing passes args positionally
         conn.close()
 
 
+def warm_up() -> None:
+    """Start the forkserver now (it imports the readers, ~1-2 s) so the first parse does not wait.
+
+    Returns at once; the server preloads in its own process.
+    """
+    import multiprocessing.forkserver
+
+    multiprocessing.forkserver.ensure_running()
+
+
 def run_limited(
     fn: Callable[..., Any],
     *args: Any,

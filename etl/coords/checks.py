@@ -141,7 +141,7 @@ def validate(
 
     active = _active(ok, present)
     if len(active):
-        arr[active] = shapely.transform(arr[active], _round)
+        _round_coordinates(arr, active)
         _repair(arr, _active(ok, present), dim, report)
     return arr, ok, report.sorted_problems(), notes
 
@@ -159,6 +159,16 @@ def _safe(func: Any, arr: GeomArray, mask: BoolArray) -> BoolArray:
 def _round(coords: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
     out: npt.NDArray[np.float64] = np.round(coords, DECIMALS)
     return out
+
+
+def _round_coordinates(arr: GeomArray, idx: npt.NDArray[np.intp]) -> None:
+    """Round to :data:`DECIMALS`, rebuilding only the geometries that change (D6)."""
+    coords, owner = shapely.get_coordinates(arr[idx], return_index=True)
+    moved = np.zeros(len(idx), dtype=bool)
+    moved[owner[(_round(coords) != coords).any(axis=1)]] = True
+    changed = idx[moved]
+    if len(changed):
+        arr[changed] = shapely.transform(arr[changed], _round)
 
 
 def _flat_parts(geom: BaseGeometry) -> GeomArray:

@@ -36,6 +36,7 @@ def read_file(
     encoding: str | None = None,
     max_rows: int = 2_000_000,
     max_columns: int = 500,
+    parse_geometry: bool = True,
 ) -> SourceTable:
     """Read one file (or shapefile folder, or zip of one) into a ``SourceTable``.
 
@@ -47,6 +48,8 @@ def read_file(
             but is still checked strictly against the bytes.
         max_rows: more data rows → ``TooLarge``.
         max_columns: more columns → ``FileRejected``.
+        parse_geometry: build shapely geometries; False leaves ``geometry`` None and only
+            ``wkb`` set (the import worker ships the WKB to its parent, which parses it).
 
     Returns:
         The table, with ``notes`` saying what was decided (encoding, header row …).
@@ -55,7 +58,9 @@ def read_file(
         FileRejected: unsupported, disguised, corrupt, incomplete or ambiguous input.
         TooLarge: a row, size or archive cap was exceeded.
     """
-    options = _Options(layer, sheet, encoding, Caps(max_rows=max_rows, max_columns=max_columns))
+    options = _Options(
+        layer, sheet, encoding, Caps(max_rows=max_rows, max_columns=max_columns), parse_geometry
+    )
     path = checked_path(path)
     if path.is_dir():
         return _read_folder(path, path.name, options)
@@ -106,15 +111,18 @@ class _Options:
     sheet: str | None
     encoding: str | None
     caps: Caps
+    parse_geometry: bool
 
 
 def _read_kind(path: Path, kind: Kind, options: _Options) -> SourceTable:
     if kind == "shp":
-        return read_shapefile(path, encoding=options.encoding, caps=options.caps)
+        return read_shapefile(
+            path, encoding=options.encoding, caps=options.caps, parse=options.parse_geometry
+        )
     if kind == "gpkg":
-        return read_gpkg(path, layer=options.layer, caps=options.caps)
+        return read_gpkg(path, layer=options.layer, caps=options.caps, parse=options.parse_geometry)
     if kind == "geojson":
-        return read_geojson(path, caps=options.caps)
+        return read_geojson(path, caps=options.caps, parse=options.parse_geometry)
     if kind == "csv":
         return read_csv(path, encoding=options.encoding, caps=options.caps)
     if kind == "xlsx":
@@ -130,7 +138,9 @@ def _read_folder(folder: Path, shown: str, options: _Options) -> SourceTable:
     """Read the one dataset in a folder: its shapefile, else its single data file."""
     shp = find_shapefile(folder)
     if shp is not None:
-        return read_shapefile(shp, encoding=options.encoding, caps=options.caps)
+        return read_shapefile(
+            shp, encoding=options.encoding, caps=options.caps, parse=options.parse_geometry
+        )
     candidates = sorted(
         p
         for p in folder.rglob("*")

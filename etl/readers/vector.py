@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pyogrio
 import shapely
 from pyproj import CRS
@@ -120,7 +121,9 @@ def _check_shape_index(shp: Path, shx: Path, dbf_records: int) -> None:
         )
 
 
-def read_shapefile(shp: Path, *, encoding: str | None, caps: Caps) -> SourceTable:
+def read_shapefile(
+    shp: Path, *, encoding: str | None, caps: Caps, parse: bool = True
+) -> SourceTable:
     """Read a shapefile (``.shp`` with its ``.shx``, ``.dbf`` and optional parts).
 
     A missing ``.prj`` is not an error here (``crs`` is None and a note says so); the
@@ -161,6 +164,7 @@ def read_shapefile(shp: Path, *, encoding: str | None, caps: Caps) -> SourceTabl
         encoding_label=choice.label,
         caps=caps,
         notes=notes,
+        parse=parse,
     )
     # Defence in depth: the bytes were checked in Python, GDAL's iconv decoded them.
     refuse_replacement_chars(table.frame, shp.name)
@@ -179,7 +183,7 @@ def gpkg_layers(path: Path) -> list[str]:
     return [str(row[0]) for row in layers]
 
 
-def read_gpkg(path: Path, *, layer: str | None, caps: Caps) -> SourceTable:
+def read_gpkg(path: Path, *, layer: str | None, caps: Caps, parse: bool = True) -> SourceTable:
     """Read one layer of a GeoPackage, opened read-only.
 
     With several layers the caller must choose: guessing would import the wrong table
@@ -218,10 +222,11 @@ def read_gpkg(path: Path, *, layer: str | None, caps: Caps) -> SourceTable:
         encoding_label=None,
         caps=caps,
         notes=[],
+        parse=parse,
     )
 
 
-def read_geojson(path: Path, *, caps: Caps) -> SourceTable:
+def read_geojson(path: Path, *, caps: Caps, parse: bool = True) -> SourceTable:
     """Read a GeoJSON file after ``check_geojson`` proved it bounded, finite and UTF-8.
 
     The CRS is the legacy ``crs`` member when present (GDAL understands both
@@ -242,6 +247,7 @@ def read_geojson(path: Path, *, caps: Caps) -> SourceTable:
         encoding_label=None,
         caps=caps,
         notes=[],
+        parse=parse,
     )
 
 
@@ -255,10 +261,35 @@ def _crs(declared: str | None, notes: list[str]) -> CRS | None:
         return None
 
 
-def _column(values: Any) -> pd.Series[Any]:
-    array = np.asarray(values)
-    # Strings stay Python str/None (object dtype) as in the CSV/XLSX readers.
-    return pd.Series(array, dtype=object if array.dtype == object else array.dtype)
+def _column(array: pa.ChunkedArray) -> pd.Series[Any]:
+    """One Arrow column as the readers' pandas column.
+
+    Strings stay Python str/None (object dtype) as in the CSV/XLSX readers; dates and
+    times become ISO text (``datetime_as_string`` covers only datetimes); integers with
+    nulls become floats with NaN, as numpy has no integer NaN.
+    """
+    values = array.combine_chunks()
+    kind = values.type
+    if pa.types.is_date(kind) or pa.types.is_time(kind) or pa.types.is_timestamp(kind):
+        texts = np.empty(len(values), dtype=object)
+        texts[:] = [None if v is None else v.isoformat() for v in values.to_pylist()]
+        return pd.Series(texts, dtype=object)
+    if pa.types.is_dictionary(kind) or pa.types.is_nested(kind):
+        items = np.empty(len(values), dtype=object)
+        items[:] = values.to_pylist()
+        return pd.Series(items, dtype=object)
+    numbers = np.asarray(values.to_numpy(zero_copy_only=False))
+    return pd.Series(numbers, dtype=object if numbers.dtype == object else numbers.dtype)
+
+
+def parse_wkb(wkb: Any, notes: list[str]) -> np.ndarray[Any, np.dtype[np.object_]]:
+    """Shapely geometries from the file's WKB; unparsable ones become None and are noted."""
+    geometry = shapely.from_wkb(wkb, on_invalid="ignore")
+    unparsed = np.flatnonzero(pd.notna(wkb) & pd.isna(geometry)) + 1
+    if len(unparsed):
+        shown = ", ".join(str(n) for n in unparsed[:20])
+        notes.append(f"{len(unparsed)} geometries could not be parsed (rows {shown})")
+    return np.asarray(geometry, dtype=object)
 
 
 def _read_ogr(
@@ -271,8 +302,13 @@ def _read_ogr(
     encoding_label: str | None,
     caps: Caps,
     notes: list[str],
+    parse: bool = True,
 ) -> SourceTable:
-    """Open with pyogrio, insist on ``driver``, apply the caps, build the table."""
+    """Open with pyogrio, insist on ``driver``, apply the caps, build the table.
+
+    Read through GDAL's Arrow stream: for a million polygons 0.7 s instead of 10 s for
+    the feature-by-feature path, and the WKB arrives without a parse/serialise round trip.
+    """
     _configure_gdal()
     what, what_zh = f"a {driver} file", f" {driver} 文件"
     with library_errors(path.name, what, what_zh):
@@ -287,7 +323,7 @@ def _read_ogr(
     check_rows(int(info["features"]), caps, path.name)
     with library_errors(path.name, what, what_zh), warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        meta, fids, wkb, field_data = pyogrio.raw.read(
+        meta, table = pyogrio.raw.read_arrow(
             path,
             layer=layer,
             encoding=gdal_encoding,
@@ -295,7 +331,6 @@ def _read_ogr(
             return_fids=True,
             datetime_as_string=True,
         )
-        geometry = None if wkb is None else shapely.from_wkb(wkb, on_invalid="ignore")
     for warning in caught:
         log.info("GDAL warning while reading %s: %s", path.name, warning.message)
         if _RECODE_FAILED in str(warning.message):  # GDAL says this once per process
@@ -304,26 +339,30 @@ def _read_ogr(
                 f"{path.name}：部分文字无法按 {encoding_label} 解码，请用 --encoding 指定编码",
                 code="encoding_mismatch",
             )
-    count = len(fids)
+    count = table.num_rows
     check_rows(count, caps, path.name)
 
-    names, name_notes = unique_names([str(name) for name in meta["fields"]])
+    fields = [str(name) for name in meta["fields"]]
+    # Columns by position: the fid first, the fields in file order, the geometry last.
+    columns = table.columns
+    names, name_notes = unique_names(fields)
     frame = pd.DataFrame(
-        {name: _column(values) for name, values in zip(names, field_data, strict=True)},
-        columns=names,
+        {name: _column(columns[1 + i]) for i, name in enumerate(names)}, columns=names
     )
-    if geometry is not None:
-        unparsed = np.flatnonzero(pd.notna(wkb) & pd.isna(geometry)) + 1
-        if len(unparsed):
-            shown = ", ".join(str(n) for n in unparsed[:20])
-            notes.append(f"{len(unparsed)} geometries could not be parsed (rows {shown})")
+    wkb = None
+    geometry = None
+    if len(columns) == len(fields) + 2:
+        wkb = np.asarray(columns[-1].combine_chunks().to_numpy(zero_copy_only=False), dtype=object)
+        if parse:
+            geometry = parse_wkb(wkb, notes)
     return SourceTable(
         frame=frame,
-        geometry=None if geometry is None else np.asarray(geometry, dtype=object),
+        geometry=geometry,
         crs=_crs(meta["crs"], notes),
         encoding=encoding_label,
         layer=layer,
         source_rows=row_numbers(range(1, count + 1)),
         fmt=fmt,
         notes=[*notes, *name_notes],
+        wkb=wkb,
     )
