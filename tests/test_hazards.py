@@ -113,6 +113,11 @@ def _expected(url: str, root: str, month: str) -> dict[str, Any]:
             "major_open": open_end and h["level"] == "major",
             "major_overdue_open": overdue and h["level"] == "major",
             "escalated_open": open_end and bool(escalated),
+            "escalated_total": bool(escalated),
+            "escalated_closed_on_time": bool(escalated)
+            and closed_at is not None
+            and deadline is not None
+            and closed_at.astimezone(CST).date() <= deadline,
             "enforcement_found_month": found_at >= t0 and h["via"] in ("inspection", "covert"),
         }
         for key in (
@@ -407,6 +412,12 @@ def test_notice_text_formats_agree_with_the_report(client: TestClient, fmt: str)
     text = r.text
     assert "累计排查事故隐患1056项，已整改销号986项" in text
     assert "整改率93.4%" in text
+    t = report["totals"]
+    assert t["escalated_total"] > 0
+    assert (
+        f"挂牌督办隐患累计{t['escalated_total']}项，按期销号{t['escalated_closed_on_time']}项"
+        in text
+    )
     for h in report["overdue_major"]:
         assert h["hazard_no"] in text
     for u in report["ranking"]:

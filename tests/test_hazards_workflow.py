@@ -721,3 +721,22 @@ def test_imported_rows_get_a_synthetic_history_and_count(api: TestClient, ledger
     after = api.get(f"/reports/monthly/{month}", headers=auth("a_planner")).json()["totals"]
     assert after["found_total"] == before["found_total"] + 2
     assert after["closed_total"] == before["closed_total"] + 1
+
+
+def test_every_step_is_audited_with_its_actor(api: TestClient, ledger_url: str) -> None:
+    hid = make_hazard(ledger_url, "assigned")
+    (last,) = _sql(ledger_url, "SELECT coalesce(max(id), 0) FROM audit_log")[0]
+    assert step(api, hid, "start", "a_surveyor").status_code == 200
+    rows = _sql(
+        ledger_url,
+        "SELECT table_name, action, actor, after ->> 'status', after ->> 'to_status'"
+        " FROM audit_log WHERE id > %s AND (row_id = %s OR after ->> 'hazard_id' = %s::text)"
+        " ORDER BY id",
+        (last, hid, hid),
+    )
+    assert [(r[0], r[1], r[2]) for r in rows] == [
+        ("safety_hazard", "UPDATE", "a_surveyor"),
+        ("hazard_event", "INSERT", "a_surveyor"),
+    ]
+    assert rows[0][3] == "rectifying"
+    assert rows[1][4] == "rectifying"

@@ -12,6 +12,8 @@ import io
 from dataclasses import dataclass, field
 from typing import Any
 
+from gis_service.hazards.stats import closure_rate
+
 LEVEL_NAMES = {
     "province": "省",
     "prefecture": "市",
@@ -80,6 +82,12 @@ def build(report: dict[str, Any]) -> Notice:
         f"{t['overdue_open']}项，重大事故隐患未销号{t['major_open']}项"
         f"（逾期{t['major_overdue_open']}项），挂牌督办未销号{t['escalated_open']}项。",
     ]
+    if t["escalated_total"]:
+        on_time = closure_rate(t["escalated_closed_on_time"], t["escalated_total"])
+        paragraphs.append(
+            f"挂牌督办隐患累计{t['escalated_total']}项，按期销号{t['escalated_closed_on_time']}项"
+            f"（按期销号率{_pct(on_time)}）。"
+        )
     if major is not None:
         paragraphs.append(
             f"重大事故隐患累计{major['found_total']}项，已销号{major['closed_total']}项，"

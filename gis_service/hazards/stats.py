@@ -65,6 +65,8 @@ METRICS = (
     "major_open",
     "major_overdue_open",
     "escalated_open",
+    "escalated_total",
+    "escalated_closed_on_time",
     "enforcement_found_month",
 )
 
@@ -175,6 +177,8 @@ WITH b AS (
            count(*) FILTER (WHERE open_end AND level = 'major') AS major_open,
            count(*) FILTER (WHERE overdue AND level = 'major') AS major_overdue_open,
            count(*) FILTER (WHERE open_end AND escalated) AS escalated_open,
+           count(*) FILTER (WHERE escalated) AS escalated_total,
+           count(*) FILTER (WHERE escalated AND on_time) AS escalated_closed_on_time,
            count(*) FILTER (WHERE f_month AND found_via IN ('inspection', 'covert'))
                AS enforcement_found_month,
            round(avg(days_to_close) FILTER (WHERE c_month)::numeric, 1)::float
