@@ -125,6 +125,8 @@ class Loader:
         #: Village and grid per row (located tables), from :meth:`stamp`.
         self.admin_codes: Sequence[Any] = ()
         self.grid_codes: Sequence[Any] = ()
+        #: Whether staging rows were updated (they may then no longer lie in file order).
+        self.rewritten = False
         self.notes: list[str] = []
         #: Columns the row rules fill in staging although the file did not carry them.
         self.derived: list[str] = []
@@ -179,18 +181,20 @@ class Loader:
     def _fill_defaults(self) -> None:
         """A blank cell in a NOT NULL column with a default gets the default, not an error."""
         table = Base.metadata.tables[self.data.table]
-        for name in self.data.columns:
+        for name, values in zip(self.data.columns, self.data.values, strict=True):
             column = table.c[name]
-            if not column.nullable and column.server_default is not None:
+            if not column.nullable and column.server_default is not None and None in values:
                 self.conn.execute(
                     sql.SQL("UPDATE {stage} SET {c} = DEFAULT WHERE {c} IS NULL").format(
                         stage=self.stage, c=sql.Identifier(name)
                     )
                 )
+                self.rewritten = True
         for derived, rule in _ROW_RULES.get(self.data.table, ()):
             if derived not in self.data.columns:
                 self.derived.append(derived)
             self.notes += rule(self.conn, self.stage, self.data.columns)
+            self.rewritten = True
 
     def stamp(self) -> None:
         """Village and grid of every row, before staging (see :mod:`etl.stamp`)."""
@@ -332,9 +336,12 @@ class Loader:
             )
         else:
             on_conflict = sql.Composed([])
+        # New ids follow the file's order. COPY wrote the rows in that order, so only a
+        # staging table rewritten by UPDATEs needs sorting (a million-row sort spills to disk).
+        order = sql.SQL(" ORDER BY s._row") if self.rewritten else sql.SQL("")
         query = sql.SQL(
             "WITH merged AS (INSERT INTO {target} ({names}) SELECT {selected} FROM {stage} s"
-            " ORDER BY s._row{on_conflict} RETURNING (xmax = 0) AS inserted)"
+            "{order}{on_conflict} RETURNING (xmax = 0) AS inserted)"
             " SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted)"
             " FROM merged"
         ).format(
@@ -342,6 +349,7 @@ class Loader:
             names=names,
             selected=selected,
             stage=self.rows,
+            order=order,
             on_conflict=on_conflict,
         )
         row = self.conn.execute(query).fetchone()

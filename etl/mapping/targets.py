@@ -47,6 +47,7 @@ from gis_service.db.models import (
     SPECIAL_FLAGS,
     STABILITY,
     STRUCTURES,
+    SUPERVISION_LEVELS,
     URBAN_RURAL,
     YEAR_BANDS,
     ZONE_RISK_LEVELS,
@@ -336,6 +337,13 @@ HAZARD_LEVEL_VALUES = synonyms(
     {
         "general": ("一般", "一般隐患", "一般事故隐患"),
         "major": ("重大", "重大隐患", "重大事故隐患"),
+    }
+)
+SUPERVISION_LEVEL_VALUES = synonyms(
+    {
+        "province": ("省级", "省级挂牌督办", "省挂牌督办", "省"),
+        "city": ("市级", "市级挂牌督办", "市挂牌督办", "市"),
+        "county": ("县级", "区级", "县级挂牌督办", "县(区)级", "县（区）级", "县", "区"),
     }
 )
 HAZARD_CATEGORY_VALUES = synonyms(
@@ -1044,6 +1052,15 @@ SAFETY_HAZARD = TargetSpec(
             ("是否挂牌督办", "挂牌督办", "escalated"),
             values=ESCALATED_VALUES,
             default=False,
+        ),
+        FieldSpec(
+            "supervision_level",
+            "enum",
+            "督办级别",
+            "supervision level (挂牌督办)",
+            ("督办级别", "挂牌督办级别", "督办层级", "supervision_level"),
+            choices=SUPERVISION_LEVELS,
+            values=SUPERVISION_LEVEL_VALUES,
         ),
         FieldSpec(
             "responsible_org",
