@@ -7,6 +7,7 @@ against tile bounds computed here with pyproj (not with PostGIS' ST_TileEnvelope
 from __future__ import annotations
 
 import math
+import time
 from collections import Counter
 from typing import Any
 
@@ -378,3 +379,72 @@ def test_gdal_reads_a_served_tile(client: TestClient, tmp_path: Any, conn: Any) 
     pad = 2 * HALF / 2**z
     assert minx - pad <= cx <= maxx + pad
     assert miny - pad <= cy <= maxy + pad
+
+
+def test_bulk_copy_in_another_process_invalidates(client: TestClient, demo_url: str) -> None:
+    """Imports run with gis.bulk = on (row triggers skipped): the statement trigger still fires."""
+    from gis_service.demo.loader import psycopg_conninfo
+
+    lon, lat = CENTRE[0] + 0.0003, CENTRE[1] - 0.0002
+    path = "/tiles/enterprises/{}/{}/{}.mvt".format(*tile_of(lon, lat, 16))
+
+    def names() -> set[str]:
+        r = get_tile(client, path)
+        feats = decode(r.content)["enterprises"]["features"] if r.content else []
+        return {f["properties"]["name"] for f in feats}
+
+    before = names()
+    assert get_tile(client, path).headers["x-tile-cache"] == "hit"
+    with psycopg.connect(psycopg_conninfo(demo_url)) as other:
+        other.execute("SET gis.bulk = 'on'")
+        with other.cursor().copy(
+            "COPY enterprise (name, sector, risk_level, geom, source) FROM STDIN"
+        ) as copy:
+            copy.write_row(
+                ("批量导入测试", "other", "red", f"SRID=4490;POINT({lon} {lat})", "test")
+            )
+        other.commit()
+        try:
+            assert names() == before | {"批量导入测试"}
+        finally:
+            other.execute("DELETE FROM enterprise WHERE name = '批量导入测试'")
+            other.commit()
+    assert names() == before
+
+
+def test_lost_change_feed_never_serves_stale_tiles(client: TestClient, demo_url: str) -> None:
+    """If the LISTEN connection dies, the cache is dropped and bypassed until it is back."""
+    from gis_service.demo.loader import psycopg_conninfo
+
+    lon, lat = CENTRE[0] - 0.0004, CENTRE[1] + 0.0003
+    path = "/tiles/enterprises/{}/{}/{}.mvt".format(*tile_of(lon, lat, 16))
+
+    def ids() -> set[int]:
+        r = get_tile(client, path)
+        return (
+            {f["id"] for f in decode(r.content)["enterprises"]["features"]} if r.content else set()
+        )
+
+    before = ids()
+    ids()
+    with psycopg.connect(psycopg_conninfo(demo_url), autocommit=True) as other:
+        killed = other.execute(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND query ILIKE 'LISTEN gis_tile_change%%'"
+        ).fetchone()[0]
+        assert killed >= 1
+        new_id = other.execute(
+            "INSERT INTO enterprise (name, sector, risk_level, geom, source) VALUES"
+            " ('断线测试', 'other', 'blue', ST_SetSRID(ST_MakePoint(%s, %s), 4490), 'test')"
+            " RETURNING id",
+            (lon, lat),
+        ).fetchone()[0]
+        try:
+            time.sleep(0.2)
+            assert ids() == before | {new_id}
+        finally:
+            other.execute("DELETE FROM enterprise WHERE id = %s", (new_id,))
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and ids() != before:
+        time.sleep(0.2)
+    assert ids() == before

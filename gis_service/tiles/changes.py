@@ -84,6 +84,9 @@ class ChangeFeed:
             return self.connect()
         pgconn = conn.pgconn
         try:
+            # Twice: a terminated backend sends its FATAL message and then closes; the first
+            # read may return just the message, the second sees the end of the stream.
+            pgconn.consume_input()
             pgconn.consume_input()
         except psycopg.Error as exc:
             log.warning("tile change feed lost: %s", exc)
