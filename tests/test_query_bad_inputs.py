@@ -196,20 +196,28 @@ def test_out_of_scope_targets_are_404_not_empty(client: TestClient) -> None:
 
 
 def test_statement_timeout_is_503_with_retry_after(demo_url: str) -> None:
-    settings = load_settings(environment="test", db={"statement_timeout_ms": 100})
+    """A query stuck past the statement budget (here: behind a lock) answers 503 + Retry-After."""
+    settings = load_settings(
+        environment="test", db={"statement_timeout_ms": 300, "lock_timeout_ms": 10_000}
+    )
     app = create_app(settings, database_url=demo_url)
-    rng = np.random.default_rng(5)
-    pts = [
-        [float(x), float(y)]
-        for x, y in zip(
-            rng.uniform(113.04, 113.25, 10_000), rng.uniform(27.85, 28.02, 10_000), strict=True
-        )
-    ]
-    with TestClient(app, raise_server_exceptions=False) as c:
-        r = c.post("/query/locate", json={"points": pts}, headers=H)
-        assert r.status_code == 503, r.text[:300]
-        assert r.json()["code"] == "query_timeout"
-        assert r.headers["retry-after"]
+    with (
+        TestClient(app, raise_server_exceptions=False) as c,
+        psycopg.connect(psycopg_conninfo(demo_url)) as blocker,
+    ):
+        assert c.get("/query/locate", params=OK, headers=H).status_code == 200
+        blocker.execute("LOCK TABLE shelter IN ACCESS EXCLUSIVE MODE")
+        try:
+            for path, params in (
+                ("/query/locate", OK),
+                ("/query/nearest", {**OK, "layer": "shelters"}),
+            ):
+                r = c.get(path, params=params, headers=H)
+                assert r.status_code == 503, r.text[:300]
+                assert r.json()["code"] == "query_timeout"
+                assert r.headers["retry-after"]
+        finally:
+            blocker.rollback()
         # The pool is healthy afterwards.
         assert c.get("/query/locate", params=OK, headers=H).status_code == 200
 
