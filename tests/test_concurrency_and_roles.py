@@ -27,6 +27,7 @@ SAMPLE = {
     "fmt": "csv",
     "hazard_id": "1",
     "month": "2026-10",
+    "sha256": "0" * 64,
     "collection_id": "enterprises",
     "fid": "1",
 }

@@ -740,3 +740,66 @@ def test_every_step_is_audited_with_its_actor(api: TestClient, ledger_url: str) 
     ]
     assert rows[0][3] == "rectifying"
     assert rows[1][4] == "rectifying"
+
+
+# --------------------------------------------------------------------------- photos and evidence
+PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
+
+
+@pytest.fixture(scope="module")
+def files_api(ledger_url: str, settings: Settings, tmp_path_factory: Any) -> Iterator[TestClient]:
+    data_dir = tmp_path_factory.mktemp("gisdata")
+    mine = settings.model_copy(update={"db": settings.db.model_copy(update={"data_dir": data_dir})})
+    with TestClient(create_app(mine, database_url=ledger_url), raise_server_exceptions=False) as c:
+        yield c
+
+
+def _upload(api: TestClient, login: str, data: bytes, name: str = "现场.png") -> Any:
+    return api.post("/hazard-files", files={"file": (name, data)}, headers=auth(login))
+
+
+def test_upload_accepts_images_and_pdfs_only(files_api: TestClient) -> None:
+    r = _upload(files_api, "a_gridworker", PNG)
+    assert r.status_code == 201, r.text
+    ref = r.json()
+    assert ref["media_type"] == "image/png"
+    assert ref["url"] == f"/hazard-files/{ref['sha256']}"
+    assert _upload(files_api, "a_gridworker", b"%PDF-1.7 ...", "a.pdf").status_code == 201
+    assert _upload(files_api, "a_gridworker", b"MZ\x90\x00", "photo.png").status_code == 422
+    assert _upload(files_api, "a_gridworker", b"", "empty.jpg").status_code == 422
+    assert _upload(files_api, "a_viewer", PNG).status_code == 403
+    big = b"\xff\xd8\xff" + b"\x00" * (10 * 1024 * 1024)
+    assert _upload(files_api, "a_gridworker", big, "big.jpg").status_code == 413
+
+
+def test_files_are_served_only_through_a_visible_hazard(
+    files_api: TestClient, ledger_url: str
+) -> None:
+    photo = _upload(files_api, "a_gridworker", PNG + b"photo").json()
+    proof = _upload(files_api, "a_gridworker", PNG + b"proof").json()
+    url = f"/hazard-files/{photo['sha256']}"
+    assert files_api.get(url, headers=auth("a_viewer")).status_code == 404  # not referenced yet
+    lon, lat = _a_point(ledger_url)
+    created = files_api.post(
+        "/hazards",
+        json={"title": "楼道堆放杂物", "level": "general", "found_via": "grid_patrol",
+              "lon": lon, "lat": lat, "photos": [photo]},
+        headers=auth("a_gridworker"),
+    )  # fmt: skip
+    assert created.status_code == 201, created.text
+    got = files_api.get(url, headers=auth("a_viewer"))
+    assert got.status_code == 200
+    assert got.content == PNG + b"photo"
+    assert got.headers["content-type"] == "image/png"
+    assert files_api.get(url, headers=auth("b_surveyor")).status_code == 404
+    hid = created.json()["id"]
+    for action, body in (
+        ("assign", body_for("assign")),
+        ("start", {}),
+        ("request_closeout", {"evidence": [proof], "note": "已清理"}),
+    ):
+        assert step(files_api, hid, action, "a_admin", body).status_code == 200
+    assert files_api.get(proof["url"], headers=auth("a_viewer")).status_code == 200
+    assert files_api.get(proof["url"], headers=auth("sibling_surveyor")).status_code == 404
+    assert files_api.get("/hazard-files/" + "0" * 64, headers=auth("a_admin")).status_code == 404
+    assert files_api.get("/hazard-files/../etc", headers=auth("a_admin")).status_code == 404

@@ -110,6 +110,8 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
         max_bytes=settings.api.max_body_bytes,
         overrides={
             "/imports": settings.etl.max_upload_bytes,
+            # 隐患 photos and evidence (the route itself caps them at 10 MB).
+            "/hazard-files": 11 * 1024 * 1024,
             # A 10,000-row hotline/Amap CSV with addresses runs past the 1 MB default.
             "/query/locate": 16 * 1024 * 1024,
         },

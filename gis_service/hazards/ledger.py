@@ -21,6 +21,7 @@ from sqlalchemy import (
     false,
     func,
     literal_column,
+    or_,
     select,
     text,
     true,
@@ -596,3 +597,19 @@ async def backfill_history(conn: AsyncConnection, principal: Principal) -> int:
     if id_list:
         await conn.execute(_BACKFILL, {"ids": id_list, "actor": principal.login})
     return len(id_list)
+
+
+async def file_visible(conn: AsyncConnection, principal: Principal, sha256: str) -> bool:
+    """Whether a 隐患 in the caller's area refers to this file (photo or step evidence)."""
+    ref = func.jsonb_build_array(func.jsonb_build_object("sha256", sha256))
+    evidence = (
+        select(EV.c.id)
+        .where(EV.c.hazard_id == H.c.id, EV.c.payload["evidence"].op("@>")(ref))
+        .exists()
+    )
+    row = await conn.execute(
+        select(H.c.id)
+        .where(in_scope(H.c.admin_code, principal), or_(H.c.photos.op("@>")(ref), evidence))
+        .limit(1)
+    )
+    return row.first() is not None

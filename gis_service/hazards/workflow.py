@@ -81,13 +81,15 @@ def allowed_actions(status: str, *, escalated: bool, role: Role) -> list[str]:
 
 
 class FileRef(BaseModel):
-    """A photo or evidence file already stored elsewhere (name, and its hash or URL)."""
+    """A photo or evidence file: as returned by ``POST /hazard-files``, or a hash/URL."""
 
     model_config = ConfigDict(extra="forbid", strict=True)
 
     name: str = Field(min_length=1, max_length=200)
     sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
     url: str | None = Field(default=None, max_length=500, pattern=r"^(https?://|/)\S+$")
+    media_type: Literal["image/jpeg", "image/png", "application/pdf"] | None = None
+    bytes: int | None = Field(default=None, ge=1, le=10 * 1024 * 1024)
 
 
 Text200 = Annotated[str, Field(min_length=1, max_length=200)]

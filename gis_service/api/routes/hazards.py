@@ -6,19 +6,24 @@ lists the possible ones. Everything is scoped to the caller's area (404 outside 
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
+from pathlib import Path as FsPath
 from typing import Annotated, Any, Literal
 from urllib.parse import quote
 
-from fastapi import Depends, Header, Path, Query, Response
+from fastapi import Depends, File, Header, Path, Query, Response, UploadFile
+from fastapi.responses import FileResponse
 from pydantic import BaseModel
 
-from gis_service.api.deps import CurrentUser, DbDep
+from gis_service.api.deps import CurrentUser, DbDep, SettingsDep
 from gis_service.api.routes import router
 from gis_service.api.routes.enterprises import _etag, _parse_if_match
 from gis_service.db.models import HAZARD_LEVELS, HAZARD_STATUSES, SECTORS
-from gis_service.hazards import export, ledger, notice, stats
+from gis_service.errors import Forbidden, NotFound
+from gis_service.hazards import export, files, ledger, notice, stats
 from gis_service.hazards import workflow as wf
+from gis_service.settings import Settings
 
 api = router("hazards")
 IdPath = Annotated[int, Path(ge=1, le=2**62)]
@@ -104,6 +109,39 @@ async def export_ledger(
         media_type=media,
         headers={"Content-Disposition": f"attachment; filename*=UTF-8''{name}"},
     )
+
+
+@api.post("/hazard-files", status_code=201, summary="Upload a photo or evidence file (≤ 10 MB)")
+async def upload_file(
+    user: CurrentUser, settings: SettingsDep, file: Annotated[UploadFile, File()]
+) -> dict[str, Any]:
+    """JPEG, PNG or PDF, recognised by content; put the answer in ``photos`` or ``evidence``."""
+    if user.role not in wf.CREATORS or user.anonymous:
+        raise Forbidden(detail="your role may not upload ledger files")
+    data = await file.read(files.MAX_FILE_BYTES + 1)
+    return await asyncio.to_thread(files.store, _files_root(settings), data, file.filename)
+
+
+@api.get("/hazard-files/{sha256}", summary="A photo or evidence file of a 隐患 in my area")
+async def get_file(
+    sha256: Annotated[str, Path(pattern=r"^[0-9a-f]{64}$")],
+    user: CurrentUser,
+    db: DbDep,
+    settings: SettingsDep,
+) -> FileResponse:
+    """404 unless a 隐患 you can see refers to the file."""
+    async with db.tx() as conn:
+        visible = await ledger.file_visible(conn, user, sha256)
+    path = files.path_of(_files_root(settings), sha256)
+    if not visible or not path.is_file():
+        raise NotFound(detail="file not found", detail_zh="文件不存在")
+    with path.open("rb") as fh:
+        media = files.sniff(fh.read(16))
+    return FileResponse(path, media_type=media, headers={"Cache-Control": "private, max-age=3600"})
+
+
+def _files_root(settings: Settings) -> FsPath:
+    return settings.db.data_dir / "hazard-files"
 
 
 def _with_etag(row: dict[str, Any], response: Response) -> dict[str, Any]:
