@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import time
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
 import mapbox_vector_tile
@@ -448,3 +449,22 @@ def test_lost_change_feed_never_serves_stale_tiles(client: TestClient, demo_url:
     while time.monotonic() < deadline and ids() != before:
         time.sleep(0.2)
     assert ids() == before
+
+
+def test_styles_pass_the_maplibre_validator(client: TestClient, tmp_path: Any) -> None:
+    """The official style-spec validator (npm @maplibre/maplibre-gl-style-spec), when present."""
+    import os
+    import shutil
+    import subprocess
+
+    validator = os.environ.get("GIS_STYLE_VALIDATOR") or shutil.which("gl-style-validate")
+    local = Path(__file__).resolve().parents[1] / "web/node_modules/.bin/gl-style-validate"
+    if validator is None and local.exists():
+        validator = str(local)
+    if validator is None:
+        pytest.skip("gl-style-validate not installed (npm i @maplibre/maplibre-gl-style-spec)")
+    for view in ("planner", "survey", "commander"):
+        path = tmp_path / f"{view}.json"
+        path.write_text(client.get(f"/styles/{view}.json", headers=auth("a_viewer")).text)
+        result = subprocess.run([validator, str(path)], capture_output=True, text=True, check=False)
+        assert result.returncode == 0, result.stdout + result.stderr
