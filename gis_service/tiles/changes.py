@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -53,6 +54,9 @@ class ChangeFeed:
         self.on_reset = on_reset
         self.retry_s = retry_s
         self._conn: psycopg.Connection[Any] | None = None
+        #: A connection opened by the background thread, adopted on the event loop.
+        self._pending: psycopg.Connection[Any] | None = None
+        self._connecting: threading.Thread | None = None
         self._next_try = 0.0
         self.received = 0
 
@@ -62,26 +66,51 @@ class ChangeFeed:
         return self._conn is not None
 
     def connect(self) -> bool:
-        """(Re)open the listening connection; clears the cache since changes may be missed."""
-        now = time.monotonic()
-        if now < self._next_try:
+        """Open the listening connection now (blocking; startup and tests)."""
+        conn = self._open()
+        if conn is None:
             return False
-        self._next_try = now + self.retry_s
+        self._adopt(conn)
+        return True
+
+    def _open(self) -> psycopg.Connection[Any] | None:
         try:
             conn = psycopg.connect(self.conninfo, autocommit=True, connect_timeout=2)
             conn.execute(f"LISTEN {CHANNEL}")
         except psycopg.Error as exc:
             log.warning("tile change feed unavailable: %s", exc)
-            return False
+            return None
+        return conn
+
+    def _adopt(self, conn: psycopg.Connection[Any]) -> None:
+        # Changes may have been missed while there was no feed: forget every cached tile.
         self._conn = conn
         self.on_reset()
-        return True
+
+    def _reconnect_in_background(self) -> None:
+        """Reconnect off the event loop (an unreachable host must not block requests)."""
+        now = time.monotonic()
+        if self._connecting is not None or now < self._next_try:
+            return
+        self._next_try = now + self.retry_s
+
+        def work() -> None:
+            self._pending = self._open()
+            self._connecting = None
+
+        self._connecting = threading.Thread(target=work, name="tile-feed", daemon=True)
+        self._connecting.start()
 
     def drain(self) -> bool:
         """Apply every notification already received; False when the feed is down."""
         conn = self._conn
         if conn is None:
-            return self.connect()
+            pending, self._pending = self._pending, None
+            if pending is None:
+                self._reconnect_in_background()
+                return False
+            self._adopt(pending)
+            conn = pending
         pgconn = conn.pgconn
         try:
             # Twice: a terminated backend sends its FATAL message and then closes; the first
@@ -113,6 +142,9 @@ class ChangeFeed:
 
     def close(self) -> None:
         """Stop listening."""
-        conn, self._conn = self._conn, None
-        if conn is not None:
-            conn.close()
+        if self._connecting is not None:
+            self._connecting.join(timeout=5)
+        for conn in (self._conn, self._pending):
+            if conn is not None:
+                conn.close()
+        self._conn = self._pending = None

@@ -96,7 +96,7 @@ class TileService:
         """Open the pool (warm connections) and the change feed."""
         await self.pool.open(wait=False)
         if self.cache.enabled:
-            self.feed.connect()
+            self.feed.drain()  # starts connecting off the event loop
 
     async def close(self) -> None:
         """Close the feed and the pool."""
