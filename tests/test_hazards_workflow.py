@@ -803,3 +803,23 @@ def test_files_are_served_only_through_a_visible_hazard(
     assert files_api.get(proof["url"], headers=auth("sibling_surveyor")).status_code == 404
     assert files_api.get("/hazard-files/" + "0" * 64, headers=auth("a_admin")).status_code == 404
     assert files_api.get("/hazard-files/../etc", headers=auth("a_admin")).status_code == 404
+
+
+def test_only_the_bulk_maintenance_path_may_remove_demo_history(ledger_url: str) -> None:
+    """``demo load`` replaces the demo under ``gis.bulk``; even then events are never edited."""
+    with psycopg.connect(psycopg_conninfo(ledger_url)) as c:
+        c.execute("SET LOCAL gis.bulk = 'on'")
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            c.execute(
+                "UPDATE hazard_event SET note = 'x' WHERE id = (SELECT min(id) FROM hazard_event)"
+            )
+        c.rollback()
+        c.execute("SET LOCAL gis.bulk = 'on'")
+        n = c.execute("DELETE FROM safety_hazard WHERE source = 'demo'").rowcount
+        assert n == 1056
+        left = c.execute(
+            "SELECT count(*) FROM hazard_event e WHERE NOT EXISTS"
+            " (SELECT 1 FROM safety_hazard h WHERE h.id = e.hazard_id)"
+        ).fetchone()
+        assert left == (0,)
+        c.rollback()
