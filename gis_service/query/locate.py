@@ -30,10 +30,58 @@ from gis_service.query.sqlparts import (
 #: Geological-hazard points within this many metres count as "there" (plus any whose risk
 #: zone covers the point).
 GEOHAZARD_RADIUS_M = 500.0
+#: The detail objects the locate statement returns, keyed by id (or code).
+_DETAIL_KEYS = ("villages", "grids", "geohazards", "zones", "shelters")
 #: Points per statement of a batch.
 CHUNK = 1000
 #: Shelter states that take people now, as opposed to standby sites (``closed``).
 OPEN_SHELTER = "t.status IN ('open', 'opening') AND t.capacity > t.current_occupancy"
+
+
+_PERSONS = """
+    SELECT coalesce(json_agg(json_build_object(
+        'level', r.level, 'duty', r.duty, 'name', p.name, 'phone', p.phone, 'org', p.org)
+        ORDER BY r.level, r.duty, p.name), '[]'::json)
+    FROM responsibility r JOIN person p ON p.id = r.person_id
+    WHERE r.target_type = '{target}' AND r.target_id = t.id
+      AND (r.valid_to IS NULL OR r.valid_to >= current_date)
+"""
+
+_DETAILS = f"""
+ (SELECT coalesce(json_object_agg(v.code, (
+     SELECT json_agg(json_build_object('code', a.code, 'level', a.level, 'name', a.name)
+                     ORDER BY array_position(v.ancestors, a.code::text))
+     FROM admin_division a WHERE a.code = ANY(v.ancestors))), '{{}}'::json)
+  FROM admin_division v WHERE v.code IN (SELECT m.village FROM m)) AS villages,
+ (SELECT coalesce(json_object_agg(g.id, json_build_object(
+     'grid_code', g.grid_code, 'name', g.name, 'kind', g.kind,
+     'households', g.households, 'population', g.population,
+     'staff', (SELECT coalesce(json_agg(json_build_object(
+                   'role', ga.role, 'name', p.name, 'phone', p.phone, 'org', p.org)
+                   ORDER BY ga.role, p.name), '[]'::json)
+               FROM grid_assignment ga JOIN person p ON p.id = ga.person_id
+               WHERE ga.grid_id = g.id AND ga.end_date IS NULL
+                 AND ga.role IN ('grid_worker', 'grid_leader')))), '{{}}'::json)
+  FROM grid g WHERE g.id IN (SELECT m.grid_id FROM m)) AS grids,
+ (SELECT coalesce(json_object_agg(t.id, json_build_object(
+     'code', t.code, 'name', t.name, 'kind', t.kind, 'danger_grade', t.danger_grade,
+     'threatened_households', t.threatened_households,
+     'threatened_people', t.threatened_people,
+     'responsible', ({_PERSONS.format(target="geohazard_point")}))), '{{}}'::json)
+  FROM geohazard_point t WHERE t.id IN (SELECT unnest(m.geohazard_ids) FROM m)) AS geohazards,
+ (SELECT coalesce(json_object_agg(t.id, json_build_object(
+     'code', t.code, 'name', t.name, 'risk_level', t.risk_level,
+     'households', t.households, 'people', t.people,
+     'responsible', ({_PERSONS.format(target="geohazard_zone")}))), '{{}}'::json)
+  FROM geohazard_zone t WHERE t.id IN (SELECT unnest(m.zone_ids) FROM m)) AS zones,
+ (SELECT coalesce(json_object_agg(t.id, json_build_object(
+     'id', t.id, 'name', t.name, 'grade', t.grade, 'space_type', t.space_type,
+     'capacity', t.capacity, 'current_occupancy', t.current_occupancy, 'status', t.status,
+     'address', t.address, 'lon', round(ST_X(t.geom)::numeric, 7),
+     'lat', round(ST_Y(t.geom)::numeric, 7))), '{{}}'::json)
+  FROM shelter t
+  WHERE t.id IN (SELECT m.shelter_id FROM m UNION SELECT m.open_shelter_id FROM m)) AS shelters
+"""
 
 
 def _main_sql(scope: str | None) -> str:
@@ -48,7 +96,7 @@ WITH pts AS MATERIALIZED (
     FROM unnest(CAST(:xs AS float8[]), CAST(:ys AS float8[])) WITH ORDINALITY AS u(x, y, i)
     -- Neighbours in a row probe the same polygons, which PostGIS then keeps prepared.
     ORDER BY ST_GeoHash(ST_SetSRID(ST_MakePoint(u.x, u.y), 4490), 10)
-)
+), m AS (
 SELECT pts.i, coalesce(gr.community_code, v.code) AS village, gr.id AS grid_id,
        z.ids AS zone_ids, gh.ids AS geohazard_ids, gh.dists AS geohazard_m,
        sa.id AS shelter_id, sa.d AS shelter_m, so.id AS open_shelter_id, so.d AS open_shelter_m
@@ -94,53 +142,15 @@ LEFT JOIN LATERAL (
     WHERE {s_t} AND {OPEN_SHELTER} AND {within_sql("t.geom", "pts.p", "pts.lat", "nb.r_open")}
     ORDER BY d, t.id LIMIT 1
 ) so ON TRUE
-ORDER BY pts.i
-"""
-
-
-_PERSONS = """
-    SELECT coalesce(json_agg(json_build_object(
-        'level', r.level, 'duty', r.duty, 'name', p.name, 'phone', p.phone, 'org', p.org)
-        ORDER BY r.level, r.duty, p.name), '[]'::json)
-    FROM responsibility r JOIN person p ON p.id = r.person_id
-    WHERE r.target_type = '{target}' AND r.target_id = t.id
-      AND (r.valid_to IS NULL OR r.valid_to >= current_date)
-"""
-
-_DETAILS_SQL = f"""
+)
 SELECT
- (SELECT coalesce(json_object_agg(v.code, (
-     SELECT json_agg(json_build_object('code', a.code, 'level', a.level, 'name', a.name)
-                     ORDER BY array_position(v.ancestors, a.code::text))
-     FROM admin_division a WHERE a.code = ANY(v.ancestors))), '{{}}'::json)
-  FROM admin_division v WHERE v.code = ANY(CAST(:villages AS text[]))) AS villages,
- (SELECT coalesce(json_object_agg(g.id, json_build_object(
-     'grid_code', g.grid_code, 'name', g.name, 'kind', g.kind,
-     'households', g.households, 'population', g.population,
-     'staff', (SELECT coalesce(json_agg(json_build_object(
-                   'role', ga.role, 'name', p.name, 'phone', p.phone, 'org', p.org)
-                   ORDER BY ga.role, p.name), '[]'::json)
-               FROM grid_assignment ga JOIN person p ON p.id = ga.person_id
-               WHERE ga.grid_id = g.id AND ga.end_date IS NULL
-                 AND ga.role IN ('grid_worker', 'grid_leader')))), '{{}}'::json)
-  FROM grid g WHERE g.id = ANY(CAST(:grids AS bigint[]))) AS grids,
- (SELECT coalesce(json_object_agg(t.id, json_build_object(
-     'code', t.code, 'name', t.name, 'kind', t.kind, 'danger_grade', t.danger_grade,
-     'threatened_households', t.threatened_households,
-     'threatened_people', t.threatened_people,
-     'responsible', ({_PERSONS.format(target="geohazard_point")}))), '{{}}'::json)
-  FROM geohazard_point t WHERE t.id = ANY(CAST(:points AS bigint[]))) AS geohazards,
- (SELECT coalesce(json_object_agg(t.id, json_build_object(
-     'code', t.code, 'name', t.name, 'risk_level', t.risk_level,
-     'households', t.households, 'people', t.people,
-     'responsible', ({_PERSONS.format(target="geohazard_zone")}))), '{{}}'::json)
-  FROM geohazard_zone t WHERE t.id = ANY(CAST(:zones AS bigint[]))) AS zones,
- (SELECT coalesce(json_object_agg(t.id, json_build_object(
-     'id', t.id, 'name', t.name, 'grade', t.grade, 'space_type', t.space_type,
-     'capacity', t.capacity, 'current_occupancy', t.current_occupancy, 'status', t.status,
-     'address', t.address, 'lon', round(ST_X(t.geom)::numeric, 7),
-     'lat', round(ST_Y(t.geom)::numeric, 7))), '{{}}'::json)
-  FROM shelter t WHERE t.id = ANY(CAST(:shelters AS bigint[]))) AS shelters
+ (SELECT coalesce(json_agg(json_build_object(
+     'i', m.i, 'village', m.village, 'grid_id', m.grid_id, 'zone_ids', m.zone_ids,
+     'geohazard_ids', m.geohazard_ids, 'geohazard_m', m.geohazard_m,
+     'shelter_id', m.shelter_id, 'shelter_m', m.shelter_m,
+     'open_shelter_id', m.open_shelter_id, 'open_shelter_m', m.open_shelter_m) ORDER BY m.i),
+     '[]'::json) FROM m) AS rows,
+{_DETAILS}
 """
 
 
@@ -247,40 +257,28 @@ async def locate_points(
         common["scope"] = principal.scope_code
     await use_generic_plans(conn)
     statement = cached_text(_main_sql(principal.scope_code))
-    rows: list[Any] = []
-    # One statement per chunk keeps each within the per-statement time budget.
+    rows: list[tuple[int, dict[str, Any]]] = []
+    details: dict[str, dict[str, Any]] = {k: {} for k in _DETAIL_KEYS}
+    # One statement per chunk keeps each within the per-statement time budget; each answers
+    # the points and the details of what they hit in one round trip.
     for start in range(0, len(lon), CHUNK):
         params = {
             **common,
             "xs": [float(v) for v in lon[start : start + CHUNK]],
             "ys": [float(v) for v in lat[start : start + CHUNK]],
         }
-        chunk = (await conn.execute(statement, params)).all()
-        rows.extend((start + int(r.i), r) for r in chunk)
-    ids: dict[str, set[Any]] = {k: set() for k in ("villages", "grids", "points", "zones")}
-    shelters: set[int] = set()
-    for _, r in rows:
-        if r.village:
-            ids["villages"].add(r.village)
-        if r.grid_id:
-            ids["grids"].add(r.grid_id)
-        ids["points"].update(r.geohazard_ids or ())
-        ids["zones"].update(r.zone_ids or ())
-        shelters.update(x for x in (r.shelter_id, r.open_shelter_id) if x is not None)
-    details = (
-        await conn.execute(
-            cached_text(_DETAILS_SQL),
-            {**{k: sorted(v) for k, v in ids.items()}, "shelters": sorted(shelters)},
-        )
-    ).one()
-    grids = {int(k): v for k, v in details.grids.items()}
+        answer = (await conn.execute(statement, params)).one()
+        rows.extend((start + int(r["i"]), r) for r in answer.rows)
+        for key in _DETAIL_KEYS:
+            details[key].update(getattr(answer, key))
+    grids = {int(k): v for k, v in details["grids"].items()}
     for g in grids.values():
         g["staff"] = _mask(g["staff"], principal)
-    points = {int(k): v for k, v in details.geohazards.items()}
-    zones = {int(k): v for k, v in details.zones.items()}
+    points = {int(k): v for k, v in details["geohazards"].items()}
+    zones = {int(k): v for k, v in details["zones"].items()}
     for item in (*points.values(), *zones.values()):
         item["responsible"] = _mask(item["responsible"], principal)
-    shelter_rows = {int(k): v for k, v in details.shelters.items()}
+    shelter_rows = {int(k): v for k, v in details["shelters"].items()}
 
     def shelter(sid: int | None, d: float | None) -> dict[str, Any] | None:
         if sid is None:
@@ -295,15 +293,15 @@ async def locate_points(
                 index=i,
                 lon=float(lon[i]),
                 lat=float(lat[i]),
-                chain=details.villages.get(r.village, []) if r.village else [],
-                grid=grids.get(r.grid_id) if r.grid_id else None,
+                chain=details["villages"].get(r["village"], []) if r["village"] else [],
+                grid=grids.get(r["grid_id"]) if r["grid_id"] else None,
                 geohazards=[
                     {**points[pid], "distance_m": _metres(d)}
-                    for pid, d in zip(r.geohazard_ids or (), r.geohazard_m or (), strict=True)
+                    for pid, d in zip(r["geohazard_ids"] or (), r["geohazard_m"] or (), strict=True)
                 ],
-                risk_zones=[zones[zid] for zid in r.zone_ids or ()],
-                nearest_shelter=shelter(r.shelter_id, r.shelter_m),
-                nearest_open_shelter=shelter(r.open_shelter_id, r.open_shelter_m),
+                risk_zones=[zones[zid] for zid in r["zone_ids"] or ()],
+                nearest_shelter=shelter(r["shelter_id"], r["shelter_m"]),
+                nearest_open_shelter=shelter(r["open_shelter_id"], r["open_shelter_m"]),
             )
         )
     return out
