@@ -235,8 +235,8 @@ async def _readable_archive(
     request: Request, name: str, authorization: str | None
 ) -> CachedArchive:
     service = _service(request)
+    user = await _principal(request, authorization)  # first: no archive-name oracle
     archive = service.archive(name)
-    user = await _principal(request, authorization)
     if not await service.may_read(archive, user.scope_code):
         raise NotFound(detail="no such archive", detail_zh="瓦片包不存在")
     return archive
