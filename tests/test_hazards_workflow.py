@@ -823,3 +823,42 @@ def test_only_the_bulk_maintenance_path_may_remove_demo_history(ledger_url: str)
         ).fetchone()
         assert left == (0,)
         c.rollback()
+
+
+def test_a_township_user_sees_and_counts_only_their_township(
+    api: TestClient, ledger_url: str
+) -> None:
+    from gis_service.domain.users import hash_token
+
+    town = "430204001"
+    _sql(
+        ledger_url,
+        "INSERT INTO app_user (login, role, scope_code, token_hash, source)"
+        " VALUES ('town_planner', 'planner', %s, %s, 'test') ON CONFLICT (login) DO NOTHING",
+        (town, hash_token("gis_test_town_planner")),
+    )
+    mine = _sql(
+        ledger_url,
+        "SELECT count(*) FROM safety_hazard h JOIN admin_division v ON v.code = h.admin_code"
+        " WHERE %s = ANY(v.ancestors)",
+        (town,),
+    )[0][0]
+    assert mine > 0
+    listed = api.get("/hazards?limit=1", headers=auth("town_planner")).json()
+    assert listed["total"] == mine
+    other = _sql(
+        ledger_url,
+        "SELECT h.id FROM safety_hazard h JOIN admin_division v ON v.code = h.admin_code"
+        " WHERE NOT (%s = ANY(v.ancestors)) AND v.code LIKE '430204%%' LIMIT 1",
+        (town,),
+    )[0][0]
+    assert api.get(f"/hazards/{other}", headers=auth("town_planner")).status_code == 404
+    assert (
+        api.get("/reports/monthly/2026-10?admin=430204", headers=auth("town_planner")).status_code
+        == 404
+    )
+    report = api.get("/reports/monthly/2026-10", headers=auth("town_planner")).json()
+    assert report["root"]["code"] == town
+    _check_report(report, _expected(ledger_url, town, "2026-10"))
+    csv_rows = api.get("/hazards/export.csv", headers=auth("town_planner")).content
+    assert csv_rows.decode("utf-8-sig").count("\n") == mine + 2
