@@ -1,11 +1,15 @@
 """Load converted rows into their table: staging COPY, stamping, checks, one merge.
 
 Everything happens in the caller's transaction, so an import is all or nothing:
-1. COPY the rows into a temporary staging table shaped like the target;
-2. stamp village and grid with ``gis_stamps`` (a polygon-driven join in PostGIS);
+1. stamp village and grid by the rule of ``gis_stamps`` (``etl.stamp``);
+2. COPY the rows into a temporary staging table shaped like the target;
 3. refuse rows outside the importer's area, rows whose natural key belongs to a row in
    another area, and repeated keys within the file (BAD_INPUTS C13, C14, E4);
 4. ``INSERT … ON CONFLICT (natural key) DO UPDATE``: a re-import updates, never duplicates.
+
+Append-only located tables (buildings, facilities …: no natural key) skip staging: their
+only check, the importer's area, needs just the stamps, so the rows are copied straight
+into the target after it (``Loader.direct``).
 
 Table and column names come only from the declared target registry (``etl.mapping``) and
 the models, quoted by psycopg; every value travels through COPY or a bound parameter.
@@ -139,13 +143,62 @@ class Loader:
             else (*data.natural_key, "admin_code")
         )
 
-    def _copy_columns(self) -> list[str]:
-        cols = ["id", *self.data.columns, "attributes", "source", "_row"]
+    @property
+    def direct(self) -> bool:
+        """Whether rows can be copied straight into the target, without staging.
+
+        True for append-only located tables (no natural key to merge on, no row rules)
+        whose rows need no column defaults filled in SQL: the checks then need only the
+        stamps, which are known before anything is written, and the database inserts
+        while this process is still formatting rows.
+        """
+        if not self.located or self.data.natural_key or self.data.table in _ROW_RULES:
+            return False
+        table = Base.metadata.tables[self.data.table]
+        return not any(
+            None in values
+            for name, values in zip(self.data.columns, self.data.values, strict=True)
+            if not table.c[name].nullable and table.c[name].server_default is not None
+        )
+
+    def _copy(self, into: sql.Identifier, keep: Sequence[bool] | None, staging: bool) -> int:
+        """COPY the rows (those with ``keep`` True) into ``into``; returns how many.
+
+        Staging also gets a provisional id and the file's row number.
+        """
+        d = self.data
+        n = len(d.rows)
+        names = [*d.columns, "attributes", "source"]
+        columns: list[Any] = [
+            *d.values,
+            ["{}" if not a else json.dumps(a, ensure_ascii=False) for a in d.attributes],
+            repeat(d.source, n),
+        ]
+        if staging:
+            names += ["id", "_row"]
+            columns += [range(1, n + 1), d.rows]
         if self.has_geom:
-            cols.append("geom")
+            names.append("geom")
+            columns.append(d.geometry_hex)
         if self.located:
-            cols += ["source_crs", "admin_code", "grid_code"]
-        return cols
+            names += ["source_crs", "admin_code", "grid_code"]
+            columns += [repeat(d.source_crs, n), self.admin_codes, self.grid_codes]
+        copy_sql = sql.SQL("COPY {} ({}) FROM STDIN").format(
+            into, sql.SQL(", ").join(map(sql.Identifier, names))
+        )
+        rows = zip(*columns, strict=True)
+        written = 0
+        with self.conn.cursor().copy(copy_sql) as copy:
+            if keep is None:
+                for row in rows:
+                    copy.write_row(row)
+                written = n
+            else:
+                for row, wanted in zip(rows, keep, strict=True):
+                    if wanted:
+                        copy.write_row(row)
+                        written += 1
+        return written
 
     def stage_rows(self) -> None:
         """COPY the rows into a temporary table shaped like the target."""
@@ -155,28 +208,35 @@ class Loader:
             )
         )
         self.conn.execute(sql.SQL("ALTER TABLE {} ADD COLUMN _row integer").format(self.stage))
-        cols = self._copy_columns()
-        copy_sql = sql.SQL("COPY {} ({}) FROM STDIN").format(
-            self.stage, sql.SQL(", ").join(map(sql.Identifier, cols))
-        )
-        d = self.data
-        n = len(d.rows)
-        columns: list[Any] = [
-            range(1, n + 1),
-            *d.values,
-            ["{}" if not a else json.dumps(a, ensure_ascii=False) for a in d.attributes],
-            repeat(d.source, n),
-            d.rows,
-        ]
-        if self.has_geom:
-            columns.append(d.geometry_hex)
-        if self.located:
-            columns += [repeat(d.source_crs, n), self.admin_codes, self.grid_codes]
-        with self.conn.cursor().copy(copy_sql) as copy:
-            for row in zip(*columns, strict=True):
-                copy.write_row(row)
+        self._copy(self.stage, None, staging=True)
         self._fill_defaults()
         self.conn.execute(sql.SQL("ANALYZE {}").format(self.stage))
+
+    def check_stamps(self) -> list[RowProblem]:
+        """The direct path's checks: every row inside the importer's area."""
+        if self.scope_code is None:
+            return []
+        inside = {
+            str(r[0])
+            for r in self.conn.execute(
+                "SELECT code FROM admin_division WHERE ancestors @> ARRAY[%s]::text[]",
+                (self.scope_code,),
+            )
+        }
+        return [
+            RowProblem(
+                row=int(row),
+                reason="the feature lies outside your area",
+                reason_zh="该要素不在您的管辖范围内",
+            )
+            for row, code in zip(self.data.rows, self.admin_codes, strict=True)
+            if code is None or code not in inside
+        ]
+
+    def copy_into_target(self, refused: set[int]) -> int:
+        """The direct path's merge: COPY the rows not refused into the target."""
+        keep = None if not refused else [row not in refused for row in self.data.rows]
+        return self._copy(self.target, keep, staging=False)
 
     def _fill_defaults(self) -> None:
         """A blank cell in a NOT NULL column with a default gets the default, not an error."""
@@ -469,17 +529,23 @@ def load_rows(
 
     loader.stamp()
     lap("load.stamp")
-    loader.stage_rows()
-    lap("load.copy")
-    problems = loader.check()
+    direct = loader.direct
+    if not direct:
+        loader.stage_rows()
+        lap("load.copy")
+    problems = loader.check_stamps() if direct else loader.check()
     lap("load.check")
     result = LoadResult(problems=problems, notes=loader.notes, timings=timings)
     if problems and not skip_bad_rows:
         return result
-    if problems:
-        loader.drop_rows(sorted({p.row for p in problems}))
+    refused = {p.row for p in problems}
+    if refused and not direct:
+        loader.drop_rows(sorted(refused))
     with loader.indexes_rebuilt_after():
-        result.inserted, result.updated = loader.merge()
+        if direct:
+            result.inserted = loader.copy_into_target(refused)
+        else:
+            result.inserted, result.updated = loader.merge()
         lap("load.merge")
     lap("load.index")
     conn.execute(

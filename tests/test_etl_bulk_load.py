@@ -1,0 +1,152 @@
+"""Append-only imports (buildings): copied straight into the table, and big first loads.
+
+A big first load drops the table's secondary indexes and rebuilds them afterwards; these
+tests run that path with the threshold lowered, on a private database holding the demo's
+divisions and grids but no buildings.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+from pathlib import Path
+from typing import Any
+
+import geopandas as gpd
+import psycopg
+import pytest
+
+from etl import load
+from etl.pipeline import ImportOptions, ImportReport, run_import
+from gis_service.db import migrate
+from gis_service.demo import loader
+from gis_service.settings import load_settings
+
+LIMITS = load_settings(environment="test").etl
+
+
+@pytest.fixture(scope="module")
+def empty_city(make_database: Any, demo_city: Any) -> str:
+    """The district's divisions, grids and ledgers, without buildings."""
+    url = make_database("bulk")
+    migrate.upgrade(url)
+    empty = {k: v[:0] for k, v in demo_city.buildings.items()}
+    loader.load(url, dataclasses.replace(demo_city, buildings=empty))
+    return url
+
+
+@pytest.fixture(scope="module")
+def buildings_file(tmp_path_factory: pytest.TempPathFactory, demo_city: Any) -> Path:
+    """600 of the demo's buildings, plus one in 深圳 (outside 石峰区), as a GeoPackage."""
+    b = demo_city.buildings
+    n = 600
+    frame = gpd.GeoDataFrame(
+        {"结构": list(b["structure"][:n]), "层数": list(b["floors"][:n])},
+        geometry=list(b["geom"][:n]),
+        crs="EPSG:4490",
+    )
+    far = frame.iloc[[0]].copy()
+    far["geometry"] = far.geometry.translate(xoff=0.9, yoff=-5.3)  # → 福田区, 深圳
+    frame = gpd.GeoDataFrame(
+        gpd.pd.concat([frame, far], ignore_index=True), geometry="geometry", crs="EPSG:4490"
+    )
+    path = tmp_path_factory.mktemp("bulk") / "buildings.gpkg"
+    frame.to_file(path, engine="pyogrio")
+    return path
+
+
+def _import(url: str, path: Path, **kw: Any) -> ImportReport:
+    scope = kw.pop("scope_code", None)
+    return run_import(
+        url, path, ImportOptions(target="building", **kw), limits=LIMITS, scope_code=scope
+    )
+
+
+def _indexes(url: str) -> set[str]:
+    with psycopg.connect(loader.psycopg_conninfo(url)) as c:
+        return {
+            r[0] for r in c.execute("SELECT indexname FROM pg_indexes WHERE tablename = 'building'")
+        }
+
+
+def _count(url: str) -> int:
+    with psycopg.connect(loader.psycopg_conninfo(url)) as c:
+        row = c.execute("SELECT count(*) FROM building").fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def test_scoped_append_refuses_rows_outside_the_area(empty_city: str, buildings_file: Path) -> None:
+    report = _import(empty_city, buildings_file, scope_code="430204")
+    assert report.status == "failed"
+    assert [p.row for p in report.problems] == [601]
+    assert "outside your area" in report.problems[0].reason
+    assert _count(empty_city) == 0
+
+
+def test_big_first_load_rebuilds_indexes_and_stamps_like_sql(
+    empty_city: str, buildings_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    before = _indexes(empty_city)
+    assert {"idx_building_geom", "ix_building_admin_code", "ix_building_grid_code"} <= before
+    monkeypatch.setattr(load, "BULK_REBUILD_MIN_ROWS", 100)
+    report = _import(empty_city, buildings_file, scope_code="430204", skip_bad_rows=True)
+    assert report.status == "succeeded", report.as_dict()
+    assert (report.rows_inserted, report.rows_rejected) == (600, 1)
+    assert "load.index" in report.timings
+    assert _indexes(empty_city) == before
+    with psycopg.connect(loader.psycopg_conninfo(empty_city)) as c:
+        mismatched = c.execute(
+            "SELECT count(*) FROM building b JOIN gis_stamps('building'::regclass) s USING (id)"
+            " WHERE b.admin_code IS DISTINCT FROM s.admin_code"
+            " OR b.grid_code IS DISTINCT FROM s.grid_code"
+        ).fetchone()
+        stamped = c.execute("SELECT count(grid_code) FROM building").fetchone()
+        ordered = c.execute(
+            "SELECT bool_and(floors IS NOT DISTINCT FROM f) FROM ("
+            " SELECT floors, row_number() OVER (ORDER BY id) AS n FROM building) b"
+            " JOIN unnest(%s::int[]) WITH ORDINALITY AS u(f, n) USING (n)",
+            (list(gpd.read_file(buildings_file)["层数"][:600].astype(int)),),
+        ).fetchone()
+        uses_index = c.execute(
+            "EXPLAIN SELECT id FROM building"
+            " WHERE geom && ST_MakeEnvelope(113.1, 27.8, 113.11, 27.81, 4490)"
+        ).fetchall()
+    assert mismatched == (0,)
+    assert stamped is not None
+    assert stamped[0] == 600
+    assert ordered == (True,)  # ids follow the file's order
+    assert any("idx_building_geom" in r[0] for r in uses_index)
+
+
+def test_a_busy_table_keeps_its_indexes(
+    empty_city: str, buildings_file: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A reader holding the table: the import waits for no one and maintains the indexes."""
+    monkeypatch.setattr(load, "BULK_REBUILD_MIN_ROWS", 100)
+    inside = tmp_path / "inside.gpkg"  # another file: the same one again would be a no-op
+    gpd.read_file(buildings_file).iloc[:600].to_file(inside, engine="pyogrio")
+    buildings_file = inside
+    with psycopg.connect(loader.psycopg_conninfo(empty_city)) as c:
+        c.execute("DELETE FROM building")
+        c.commit()
+        c.execute("SELECT count(*) FROM building")  # holds ACCESS SHARE until rollback
+        done = threading.Event()
+        result: list[ImportReport] = []
+
+        def work() -> None:
+            result.append(
+                _import(empty_city, buildings_file, scope_code="430204", skip_bad_rows=True)
+            )
+            done.set()
+
+        worker = threading.Thread(target=work)
+        worker.start()
+        assert done.wait(120)
+        c.rollback()
+        worker.join()
+    report = result[0]
+    assert report.status == "succeeded", report.as_dict()
+    assert report.rows_inserted == 600
+    assert any("in use" in note for note in report.notes), report.notes
+    assert _count(empty_city) == 600
