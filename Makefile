@@ -60,6 +60,13 @@ bench-tiles: install
 	@test -x $(TIPG_VENV)/bin/python || { $(PYTHON) -m venv $(TIPG_VENV) && $(TIPG_VENV)/bin/pip install -q 'tipg>=1.0' 'uvicorn[standard]'; }
 	$(BIN)/python benchmarks/bench_tiles.py --scale $(BENCH_SCALE) --tipg-python $(TIPG_VENV)/bin/python
 
+# Spatial queries over HTTP (locate, nearest, area, 10k batch) with wrk; QUERY_SCALE=district|city.
+QUERY_SCALE ?= district
+.PHONY: bench-query
+bench-query: install
+	@command -v wrk >/dev/null || { [ "$$(id -u)" -eq 0 ] && apt-get install -y -qq wrk >/dev/null || sudo apt-get install -y -qq wrk >/dev/null; }
+	$(BIN)/python benchmarks/bench_query.py --scale $(QUERY_SCALE)
+
 # Grid partitioning vs spopt/GeoDa/METIS/KaHIP/GerryChain (grid-bench; anchors in their own venv).
 GRID_BENCH ?= /work/shared/bench/grid-bench
 GRID_BENCH_VENV ?= /tmp/gridbench/venv
