@@ -431,7 +431,7 @@ def test_lost_change_feed_never_serves_stale_tiles(client: TestClient, demo_url:
     with psycopg.connect(psycopg_conninfo(demo_url), autocommit=True) as other:
         killed = other.execute(
             "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
-            " WHERE datname = current_database() AND query ILIKE 'LISTEN gis_tile_change%%'"
+            " WHERE datname = current_database() AND application_name = 'gis-tile-feed'"
         ).fetchone()[0]
         assert killed >= 1
         new_id = other.execute(
@@ -468,3 +468,40 @@ def test_styles_pass_the_maplibre_validator(client: TestClient, tmp_path: Any) -
         path.write_text(client.get(f"/styles/{view}.json", headers=auth("a_viewer")).text)
         result = subprocess.run([validator, str(path)], capture_output=True, text=True, check=False)
         assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("freshness", ["strict", "notify"])
+def test_change_feed_delivers_table_and_bbox(demo_url: str, freshness: str) -> None:
+    """strict: a check right after another connection's commit already sees the change."""
+    import asyncio
+
+    from gis_service.demo.loader import psycopg_conninfo
+    from gis_service.tiles.changes import ChangeFeed
+
+    seen: list[tuple[str, Any]] = []
+    resets: list[int] = []
+    feed = ChangeFeed(
+        psycopg_conninfo(demo_url),
+        lambda t, b: seen.append((t, b)),
+        lambda: resets.append(1),
+        freshness=freshness,  # type: ignore[arg-type]
+    )
+
+    async def run() -> None:
+        assert await feed.connect()
+        with psycopg.connect(psycopg_conninfo(demo_url), autocommit=True) as other:
+            other.execute(
+                "UPDATE fire_point SET confidence = confidence WHERE id = (SELECT min(id) FROM fire_point)"
+            )
+            if freshness == "notify":
+                await asyncio.sleep(0.5)
+            assert await feed.check()
+        await feed.close()
+
+    asyncio.run(run())
+    assert resets == [1]
+    ((table, bbox),) = [s for s in seen if s[0] == "fire_point"]
+    assert table == "fire_point"
+    assert bbox is not None
+    assert bbox[0] <= bbox[2]
+    assert 112 < bbox[0] < 115

@@ -1,28 +1,37 @@
-"""The change feed: ``LISTEN gis_tile_change``, drained without blocking before every cache read.
+"""The change feed: ``LISTEN gis_tile_change`` on one connection, checked before every cache read.
 
 Migration 0005's statement triggers announce each write (table and bbox) on commit, from
-any process: API edits, CLI imports, ``psql``. The listener is a plain libpq connection
-that is never waited on: :meth:`ChangeFeed.drain` reads whatever notifications already
-reached its socket (one non-blocking ``recv``) and applies them to the cache, so a cache
-hit costs microseconds and is never older than the notification latency. If the
-connection is lost, the cache is cleared and bypassed until the feed is back.
+any process: API edits, CLI imports, ``psql``. Two ways to be sure a cached tile is fresh:
+
+* ``strict`` (default): a cache hit first makes one round trip on the listening connection
+  (``SELECT 1``). PostgreSQL delivers pending notifications before it answers, so every
+  write committed before the request arrived has been applied: never stale.
+* ``notify``: the cache hit only reads what already reached the socket (one non-blocking
+  ``recv``); cheaper, but stale for the notification latency (usually sub-millisecond,
+  more on a busy machine).
+
+If the connection is lost, the cache is cleared and bypassed until the feed is back; it is
+re-opened by a background task so an unreachable database never blocks a request.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
-import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal
 
 import psycopg
 
 log = logging.getLogger(__name__)
 
 CHANNEL = "gis_tile_change"
+#: ``application_name`` of the listening connection (visible in ``pg_stat_activity``).
+APP_NAME = "gis-tile-feed"
 BBox = tuple[float, float, float, float]
+Freshness = Literal["strict", "notify"]
 
 
 def parse_payload(payload: str) -> tuple[str, BBox | None] | None:
@@ -40,23 +49,24 @@ def parse_payload(payload: str) -> tuple[str, BBox | None] | None:
 
 
 class ChangeFeed:
-    """A non-blocking LISTEN connection feeding ``on_change`` and ``on_reset``."""
+    """One listening connection feeding ``on_change`` (table, bbox) and ``on_reset``."""
 
     def __init__(
         self,
         conninfo: str,
         on_change: Callable[[str, BBox | None], object],
         on_reset: Callable[[], object],
+        *,
+        freshness: Freshness = "strict",
         retry_s: float = 1.0,
     ) -> None:
         self.conninfo = conninfo
         self.on_change = on_change
         self.on_reset = on_reset
+        self.freshness = freshness
         self.retry_s = retry_s
-        self._conn: psycopg.Connection[Any] | None = None
-        #: A connection opened by the background thread, adopted on the event loop.
-        self._pending: psycopg.Connection[Any] | None = None
-        self._connecting: threading.Thread | None = None
+        self._conn: psycopg.AsyncConnection[Any] | None = None
+        self._connecting: asyncio.Task[None] | None = None
         self._next_try = 0.0
         self.received = 0
 
@@ -65,86 +75,91 @@ class ChangeFeed:
         """Whether changes are being received (otherwise the cache must be bypassed)."""
         return self._conn is not None
 
-    def connect(self) -> bool:
-        """Open the listening connection now (blocking; startup and tests)."""
-        conn = self._open()
-        if conn is None:
-            return False
-        self._adopt(conn)
-        return True
+    def _apply(self, payload: str) -> None:
+        self.received += 1
+        parsed = parse_payload(payload)
+        if parsed is None:
+            self.on_reset()
+        else:
+            self.on_change(*parsed)
 
-    def _open(self) -> psycopg.Connection[Any] | None:
+    def _on_notify(self, note: psycopg.Notify) -> None:
+        self._apply(note.payload)
+
+    async def connect(self) -> bool:
+        """Open the listening connection now; clears the cache (changes may have been missed)."""
         try:
-            conn = psycopg.connect(self.conninfo, autocommit=True, connect_timeout=2)
-            conn.execute(f"LISTEN {CHANNEL}")
+            conn = await psycopg.AsyncConnection.connect(
+                self.conninfo, autocommit=True, connect_timeout=2, application_name=APP_NAME
+            )
+            conn.add_notify_handler(self._on_notify)
+            await conn.execute(f"LISTEN {CHANNEL}")
         except psycopg.Error as exc:
             log.warning("tile change feed unavailable: %s", exc)
-            return None
-        return conn
-
-    def _adopt(self, conn: psycopg.Connection[Any]) -> None:
-        # Changes may have been missed while there was no feed: forget every cached tile.
+            return False
         self._conn = conn
         self.on_reset()
+        return True
 
     def _reconnect_in_background(self) -> None:
-        """Reconnect off the event loop (an unreachable host must not block requests)."""
         now = time.monotonic()
         if self._connecting is not None or now < self._next_try:
             return
         self._next_try = now + self.retry_s
 
-        def work() -> None:
-            self._pending = self._open()
-            self._connecting = None
+        async def work() -> None:
+            try:
+                await self.connect()
+            finally:
+                self._connecting = None
 
-        self._connecting = threading.Thread(target=work, name="tile-feed", daemon=True)
-        self._connecting.start()
+        self._connecting = asyncio.get_running_loop().create_task(work())
 
-    def drain(self) -> bool:
-        """Apply every notification already received; False when the feed is down."""
+    async def check(self) -> bool:
+        """Apply every change the cache must know about; False when the feed is down."""
         conn = self._conn
         if conn is None:
-            pending, self._pending = self._pending, None
-            if pending is None:
-                self._reconnect_in_background()
-                return False
-            self._adopt(pending)
-            conn = pending
-        pgconn = conn.pgconn
+            self._reconnect_in_background()
+            return False
         try:
-            # Twice: a terminated backend sends its FATAL message and then closes; the first
-            # read may return just the message, the second sees the end of the stream.
-            pgconn.consume_input()
-            pgconn.consume_input()
+            if self.freshness == "strict":
+                # Notifications committed before this query are delivered before its answer.
+                await conn.execute("SELECT 1")
+            else:
+                self._drain(conn)
         except psycopg.Error as exc:
             log.warning("tile change feed lost: %s", exc)
-            self._lost()
+            await self._lost()
             return False
-        while (note := pgconn.notifies()) is not None:
-            self.received += 1
-            parsed = parse_payload(note.extra.decode("utf-8", "replace"))
-            if parsed is None:
-                self.on_reset()
-            else:
-                self.on_change(*parsed)
-        if pgconn.status != 0:  # CONNECTION_OK
-            self._lost()
+        if conn.pgconn.status != 0:  # CONNECTION_OK
+            await self._lost()
             return False
         return True
 
-    def _lost(self) -> None:
+    def _drain(self, conn: psycopg.AsyncConnection[Any]) -> None:
+        """Read what already reached the socket, without waiting (``notify`` mode)."""
+        pgconn = conn.pgconn
+        # Twice: a terminated backend sends its FATAL message and then closes; the first
+        # read may return just the message, the second sees the end of the stream.
+        pgconn.consume_input()
+        pgconn.consume_input()
+        while (note := pgconn.notifies()) is not None:
+            self._apply(note.extra.decode("utf-8", "replace"))
+
+    async def _lost(self) -> None:
         conn, self._conn = self._conn, None
         self.on_reset()
         if conn is not None:
             with contextlib.suppress(psycopg.Error):
-                conn.close()
+                await conn.close()
 
-    def close(self) -> None:
+    async def close(self) -> None:
         """Stop listening."""
-        if self._connecting is not None:
-            self._connecting.join(timeout=5)
-        for conn in (self._conn, self._pending):
-            if conn is not None:
-                conn.close()
-        self._conn = self._pending = None
+        task = self._connecting
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, psycopg.Error):
+                await task
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            await conn.close()

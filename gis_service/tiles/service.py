@@ -64,9 +64,14 @@ class TileService:
         self.registry = registry
         self.conninfo = conninfo_of(url)
         self.cache = TileCache(settings.cache_mb * 1024 * 1024)
-        self.feed = ChangeFeed(self.conninfo, self.cache.invalidate, self.cache.clear)
+        self.feed = ChangeFeed(
+            self.conninfo,
+            self.cache.invalidate,
+            self.cache.clear,
+            freshness=settings.freshness,
+        )
         self._queries: dict[tuple[str, int, bool], TileQuery] = {}
-        self._inflight: dict[CacheKey, asyncio.Future[TileEntry]] = {}
+        self._inflight: dict[CacheKey, tuple[asyncio.Future[TileEntry], int]] = {}
         self._tables: dict[tuple[str, ...], frozenset[str]] = {}
         self._archives: dict[str, CachedArchive] = {}
         options = (
@@ -96,11 +101,11 @@ class TileService:
         """Open the pool (warm connections) and the change feed."""
         await self.pool.open(wait=False)
         if self.cache.enabled:
-            self.feed.drain()  # starts connecting off the event loop
+            await self.feed.check()  # starts connecting in the background
 
     async def close(self) -> None:
         """Close the feed and the pool."""
-        self.feed.close()
+        await self.feed.close()
         for archive in self._archives.values():
             archive.close()
         await self.pool.close()
@@ -163,17 +168,18 @@ class TileService:
         key: CacheKey = (tuple(s.name for s in shown), tile.z, tile.x, tile.y, scope or "*")
         if not self.cache.enabled:
             return TileResult(await self._render(shown, tile, scope), cached=False, key=key)
-        live = self.feed.drain()
+        live = await self.feed.check()
         if live:
             entry = self.cache.get(key)
             if entry is not None:
                 return TileResult(entry, cached=True, key=key)
             pending = self._inflight.get(key)
-            if pending is not None:
-                return TileResult(await asyncio.shield(pending), cached=True, key=key)
+            # Join a render already under way only if no invalidation arrived since it began.
+            if pending is not None and pending[1] == self.cache.generation:
+                return TileResult(await asyncio.shield(pending[0]), cached=True, key=key)
         generation = self.cache.generation
         future: asyncio.Future[TileEntry] = asyncio.get_running_loop().create_future()
-        self._inflight[key] = future
+        self._inflight[key] = (future, generation)
         try:
             entry = await self._render(shown, tile, scope)
         except BaseException as exc:
@@ -181,9 +187,14 @@ class TileService:
             future.exception()  # retrieved: no "never retrieved" warning when nobody waits
             raise
         finally:
-            self._inflight.pop(key, None)
+            if self._inflight.get(key, (None, 0))[0] is future:
+                del self._inflight[key]
         future.set_result(entry)
-        if live and self.feed.drain():
+        if live:
+            # A change committed while rendering bumps the generation (put refuses) or, if its
+            # notification comes later, drops the entry then; strict hits check first anyway.
+            if self.feed.freshness == "notify":
+                await self.feed.check()
             self.cache.put(key, entry, generation)
         return TileResult(entry, cached=False, key=key)
 

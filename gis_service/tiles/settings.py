@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -20,6 +21,10 @@ class TileSettings(BaseSettings):
     statement_timeout_ms: int = Field(default=5_000, ge=100, le=120_000)
     #: In-memory cache bound in MiB (0 disables caching).
     cache_mb: int = Field(default=256, ge=0, le=65_536)
+    #: ``strict``: a cache hit first syncs with the change feed (one round trip) and is never
+    #: stale; ``notify``: it reads only notifications already received (faster, stale for
+    #: the notification latency).
+    freshness: Literal["strict", "notify"] = "strict"
     gzip_level: int = Field(default=6, ge=1, le=9)
     #: Layers in one composite request.
     max_layers: int = Field(default=16, ge=1, le=64)
