@@ -68,6 +68,10 @@ BEGIN
     INSERT INTO tile_change (table_name, op, min_x, min_y, max_x, max_y)
     VALUES (TG_TABLE_NAME, TG_OP, ST_XMin(box), ST_YMin(box), ST_XMax(box), ST_YMax(box))
     RETURNING id INTO new_id;
+    IF new_id % 1000 = 0 THEN
+        -- The log only has to outlive a server's reconnect; keep a week of it.
+        DELETE FROM tile_change WHERE at < now() - interval '7 days';
+    END IF;
     PERFORM pg_notify(
         'gis_tile_change',
         concat_ws('|', new_id, TG_TABLE_NAME,
