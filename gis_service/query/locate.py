@@ -127,7 +127,7 @@ LEFT JOIN LATERAL (
             UNION
             SELECT t3.id FROM geohazard_zone zz JOIN geohazard_point t3
               ON t3.geom && zz.geom AND ST_Intersects(zz.geom, t3.geom)
-            WHERE zz.geom && pts.p AND ST_Intersects(zz.geom, pts.p)
+            WHERE zz.id = ANY(z.ids)
         )
     ) h
 ) gh ON TRUE
