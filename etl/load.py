@@ -497,6 +497,20 @@ def _grid_community(
     return []
 
 
+def _hazard_history(conn: psycopg.Connection[Any], source: str) -> list[str]:
+    """Imported 隐患 get the event history the monthly statistics count (``gis_hazard_history``)."""
+    row = conn.execute(
+        "SELECT gis_hazard_history(array(SELECT id FROM safety_hazard WHERE source = %s),"
+        " coalesce(nullif(current_setting('gis.actor', true), ''), 'import'))",
+        (source,),
+    ).fetchone()
+    n = 0 if row is None else int(row[0])
+    return [f"{n} ledger events reconstructed for the new hazards"] if n else []
+
+
+#: Per-table steps after the merge, in the same transaction.
+_AFTER_MERGE = {"safety_hazard": _hazard_history}
+
 #: Per-table fixes applied in staging: (the column each fills, the rule).
 _ROW_RULES = {
     "safety_hazard": (("closed_at", _closed_needs_a_date),),
@@ -548,6 +562,9 @@ def load_rows(
             result.inserted, result.updated = loader.merge()
         lap("load.merge")
     lap("load.index")
+    after = _AFTER_MERGE.get(data.table)
+    if after is not None:
+        result.notes += after(conn, data.source)
     conn.execute(
         "INSERT INTO audit_log (table_name, action, actor, scope, row_count, after)"
         " VALUES (%s, 'BULK', nullif(current_setting('gis.actor', true), ''),"

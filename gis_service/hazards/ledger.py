@@ -555,21 +555,9 @@ async def open_hazards_geojson(
     return result
 
 
-_BACKFILL = text(
-    """INSERT INTO hazard_event (hazard_id, action, from_status, to_status, actor, at, note,
-                                source)
-       SELECT h.id, 'import', CASE WHEN s.n = 1 THEN NULL ELSE st.states[s.n - 1] END,
-              st.states[s.n], :actor,
-              h.found_at + (coalesce(h.closed_at, h.found_at) - h.found_at)
-                  * ((s.n - 1)::float / greatest(array_position(st.states, h.status) - 1, 1)),
-              'history reconstructed from an imported ledger row', coalesce(h.source, 'import')
-       FROM safety_hazard h
-       CROSS JOIN (SELECT ARRAY['found', 'assigned', 'rectifying', 'closeout_requested',
-                                'closed']::text[] AS states) st
-       CROSS JOIN LATERAL generate_series(1, array_position(st.states, h.status::text)) s(n)
-       WHERE h.id = ANY(:ids)
-       ORDER BY h.id, s.n"""
-)
+#: The history rule is the database function ``gis_hazard_history`` (migration 0009), which
+#: the importer also calls right after a 隐患 import.
+_BACKFILL = text("SELECT gis_hazard_history(CAST(:ids AS bigint[]), :actor)")
 
 
 async def backfill_history(conn: AsyncConnection, principal: Principal) -> int:
