@@ -67,6 +67,8 @@ class ChangeFeed:
         self.retry_s = retry_s
         self._conn: psycopg.AsyncConnection[Any] | None = None
         self._connecting: asyncio.Task[None] | None = None
+        self._next_round: asyncio.Future[None] | None = None
+        self._pumping = False
         self._next_try = 0.0
         self.received = 0
 
@@ -123,8 +125,7 @@ class ChangeFeed:
             return False
         try:
             if self.freshness == "strict":
-                # Notifications committed before this query are delivered before its answer.
-                await conn.execute("SELECT 1")
+                await self._sync()
             else:
                 self._drain(conn)
         except psycopg.Error as exc:
@@ -135,6 +136,37 @@ class ChangeFeed:
             await self._lost()
             return False
         return True
+
+    async def _sync(self) -> None:
+        """One ``SELECT 1`` round trip sent after the caller arrived, shared by concurrent callers.
+
+        Notifications committed before the query reach us before its answer. Callers that
+        arrive while a round trip is under way wait for the next one (theirs must start later).
+        """
+        if self._next_round is None:
+            self._next_round = asyncio.get_running_loop().create_future()
+            if not self._pumping:
+                asyncio.get_running_loop().create_task(self._pump())
+        await asyncio.shield(self._next_round)
+
+    async def _pump(self) -> None:
+        self._pumping = True
+        try:
+            while self._next_round is not None:
+                # Callers from now on join the following round: this one's query is next.
+                this_round, self._next_round = self._next_round, None
+                try:
+                    current = self._conn  # the live connection, even if it was replaced
+                    if current is None:
+                        raise psycopg.OperationalError("tile change feed is down")
+                    await current.execute("SELECT 1")
+                except Exception as exc:  # noqa: BLE001 - handed to every waiter
+                    this_round.set_exception(exc)
+                    this_round.exception()  # retrieved even if every waiter was cancelled
+                else:
+                    this_round.set_result(None)
+        finally:
+            self._pumping = False
 
     def _drain(self, conn: psycopg.AsyncConnection[Any]) -> None:
         """Read what already reached the socket, without waiting (``notify`` mode)."""
