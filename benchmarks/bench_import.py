@@ -137,10 +137,13 @@ def main() -> None:
         if stamped
         else "",
         "",
-        f"Our phases (medians): {split_text}. `read` = GDAL read in the sandboxed child + transfer;"
-        " `prepare` = column mapping, coordinate and geometry validation, EWKB; `load.copy` = COPY"
-        " into staging + its GiST index; `load.stamp` = admin/grid join; `load.merge` = INSERT into"
-        " the live table (GiST + btree maintenance, validity check constraint).",
+        f"Our phases (medians): {split_text}. `read` = GDAL read (Arrow stream) in the"
+        " sandboxed child + transfer + WKB parse; `prepare` = column mapping, coordinate and"
+        " geometry validation, rounding to 1e-7°, WKB; `load.stamp` = village/grid of every row"
+        " (the gis_stamps rule, vectorised); `load.check` = area check; `load.merge` = COPY"
+        " straight into the live table (append-only target: check constraints incl. ST_IsValid,"
+        " primary key); `load.index` = rebuilding the secondary indexes (GiST + 2 btree) dropped"
+        " for this first load.",
     ]
     OUT.write_text("\n".join(lines) + "\n", encoding="utf-8")
     print(OUT.read_text(encoding="utf-8"))

@@ -30,6 +30,16 @@ SAMPLE = {
     "sha256": "0" * 64,
     "collection_id": "enterprises",
     "fid": "1",
+    "layers": "grids",
+    "z": "14",
+    "x": "13304",
+    "tile_y": "6925.mvt",
+    "view": "planner",
+    "name": "shifeng",
+    "proposal_id": "1",
+    "run_id": "1",
+    "job_id": "1",
+    "id": "1",
 }
 
 
