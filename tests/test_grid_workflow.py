@@ -409,6 +409,20 @@ def test_cli_partition_commit_and_report(grid_db: str) -> None:
             ([first["proposal"], second["proposal"]],),
         ).fetchall()
     assert geoms[:2] == geoms[2:], "same seed, same polygons"
+    r = _cli(grid_db, "partition", "430204002001", "--weight", "--json")
+    assert r.returncode == 0, r.stderr
+    with _db(grid_db) as c:
+        load = c.execute(
+            "SELECT (SELECT sum(households) FROM building WHERE admin_code = %(c)s)"
+            " + 40 * (SELECT count(*) FROM enterprise WHERE admin_code = %(c)s"
+            "         AND risk_level IN ('red', 'orange'))"
+            " + 20 * (SELECT count(*) FROM geohazard_point WHERE admin_code = %(c)s"
+            "         AND NOT closed)",
+            {"c": "430204002001"},
+        ).fetchone()
+    from gis_service.grids.partition import choose_k
+
+    assert json.loads(r.stdout)["quality"]["grids"] == choose_k(float(load[0]), 400)  # type: ignore[index]
     r = _cli(grid_db, "report", "--admin", code)
     assert r.returncode == 0, r.stderr
     assert "unassigned_grids" in json.loads(r.stdout)

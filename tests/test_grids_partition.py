@@ -237,3 +237,17 @@ def test_edit_validation_refuses_a_broken_grid() -> None:
     merged = validate_labels(g, np.array([0, 0, 0, 0]), 400, 0.1, [0])
     assert merged["ok"]
     assert merged["warnings"][0]["households"] == 810
+
+
+def test_workload_weight_is_what_gets_balanced(community: CommunityUnits) -> None:
+    """With a weight (households + 40 per risky firm …) the grids balance the weight."""
+    from dataclasses import replace
+
+    g = community.graph
+    weight = g.households.astype(np.float64)
+    weight[np.argsort(-g.households)[:20]] += 40.0  # twenty units host a red/orange firm
+    plan = partition(replace(g, weight=weight), None, Params(seed=2))
+    assert plan.k == choose_k(float(weight.sum()), TARGET)
+    sums = np.bincount(plan.labels, weights=weight)
+    assert (np.abs(sums - TARGET) <= TOL * TARGET).all(), sums
+    assert (plan.pieces == 1).all()

@@ -75,6 +75,9 @@ def partition(  # noqa: PLR0917 - one option per parameter
     seed: Annotated[int, typer.Option(help="random seed (same seed, same grids)")] = 0,
     cold: Annotated[bool, typer.Option("--cold", help="ignore the current grids")] = False,
     commit: Annotated[bool, typer.Option("--commit", help="commit as a new version")] = False,
+    weight: Annotated[
+        bool, typer.Option("--weight", help="balance workload: red/orange firms, geohazards")
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="print the report as JSON")] = False,
 ) -> None:
     """Propose grids (and with --commit, make them current), then print a quality report."""
@@ -99,6 +102,7 @@ def partition(  # noqa: PLR0917 - one option per parameter
                     barriers=tuple(b.strip() for b in barriers.split(",") if b.strip()),
                     seed=seed,
                     warm=not cold,
+                    weight=weight,
                 )
                 pid = store.create_proposal(conn, req, user)
             with _bar() as bar:

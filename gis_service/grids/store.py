@@ -13,7 +13,7 @@ import datetime as dt
 import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -38,6 +38,8 @@ __all__ = [
 ]
 
 DEFAULT_BARRIERS: tuple[str, ...] = ("road_major", "road_minor", "river", "rail", "wall")
+WEIGHT_RED_ORANGE = 40
+WEIGHT_GEOHAZARD = 20
 Progress = Callable[[str, int, int], None]
 
 
@@ -61,6 +63,9 @@ class ProposalRequest:
     barriers: tuple[str, ...] = DEFAULT_BARRIERS
     seed: int = 0
     warm: bool = True
+    #: Balance workload instead of households: each red/orange enterprise counts as
+    #: ``WEIGHT_RED_ORANGE`` households and each open geohazard point as ``WEIGHT_GEOHAZARD``.
+    weight: bool = False
 
     def check(self) -> None:
         """Refuse out-of-range values, naming the field."""
@@ -157,8 +162,22 @@ def community_srid(conn: Connection, code: str) -> int:
     return gk_zone_epsg(float(lon))
 
 
+_WORKLOAD = text(
+    """SELECT ST_X(q.p) AS x, ST_Y(q.p) AS y, q.w FROM (
+           SELECT ST_Transform(geom, :srid) AS p, :wro AS w FROM enterprise
+           WHERE admin_code = :code AND risk_level IN ('red', 'orange')
+           UNION ALL
+           SELECT ST_Transform(geom, :srid), :wgh FROM geohazard_point
+           WHERE admin_code = :code AND NOT closed) q"""
+)
+
+
 def load_units(
-    conn: Connection, code: str, barriers: Sequence[str] = DEFAULT_BARRIERS
+    conn: Connection,
+    code: str,
+    barriers: Sequence[str] = DEFAULT_BARRIERS,
+    *,
+    weight: bool = False,
 ) -> tuple[CommunityUnits, int, list[str | None]]:
     """Blocks (PostGIS) → building cells and adjacency (shapely) for one community.
 
@@ -180,6 +199,18 @@ def load_units(
     hh = np.asarray([r.households for r in rows], dtype=np.int64)
     pop = np.asarray([r.population for r in rows], dtype=np.int64)
     units = build_units(code, np.asarray(blocks, dtype=object), ids, xy, hh, pop, lines, major)
+    if weight:
+        extra = conn.execute(
+            _WORKLOAD,
+            {"code": code, "srid": srid, "wro": WEIGHT_RED_ORANGE, "wgh": WEIGHT_GEOHAZARD},
+        ).all()
+        load = units.graph.households.astype(np.float64)
+        if extra:
+            pts = shapely.points(np.asarray([(r.x, r.y) for r in extra], dtype=np.float64))
+            pi, ui = shapely.STRtree(units.geoms).query(pts, predicate="intersects")
+            first = np.unique(pi, return_index=True)[1]
+            np.add.at(load, ui[first], np.asarray([extra[i].w for i in pi[first]], dtype=float))
+        units.graph = replace(units.graph, weight=load)
     grid_of = {int(r.id): r.grid_code for r in rows}
     unit_grid: list[str | None] = []
     for members in units.building_ids:
@@ -248,13 +279,13 @@ def run_proposal(
     n = len(req.community_codes)
     for i, code in enumerate(req.community_codes):
         progress("units", i, n)
-        loaded.append(load_units(conn, code, req.barriers))
+        loaded.append(load_units(conn, code, req.barriers, weight=req.weight))
     progress("units", n, n)
     t_units = time.perf_counter() - t0
     params = Params(target=float(req.target), tolerance=req.tolerance, seed=req.seed)
     anchors = []
     for units, _, unit_grid in loaded:
-        k = choose_k(float(units.graph.households.sum()), params.target)
+        k = choose_k(float(units.graph.load.sum()), params.target)
         anchors.append(_anchor(unit_grid, k) if req.warm else None)
     progress("partition", 0, 1)
     t1 = time.perf_counter()

@@ -43,6 +43,7 @@ class ProposalBody(BaseModel):
     barriers: list[str] = Field(default=list(store.DEFAULT_BARRIERS), max_length=5)
     seed: int = Field(default=0, ge=0, lt=2**31)
     warm: bool = True
+    weight: bool = Field(default=False, description="balance workload (red/orange, geohazards)")
 
 
 @api.post("/grids/proposals", status_code=202, summary="Propose grids for communities (job)")
@@ -73,6 +74,7 @@ async def create_proposal(
             barriers=tuple(body.barriers),
             seed=body.seed,
             warm=body.warm,
+            weight=body.weight,
         )
         return store.create_proposal(conn, req, user), req
 
