@@ -35,6 +35,16 @@ from gis_service.settings import load_settings
 
 OUT = Path(__file__).with_name("import.md")
 
+#: Earlier medians of this command on this machine (kept by hand: each run rewrites the file).
+HISTORY = (
+    "History of our median (same command, same machine): 138.3 s (first version) → 111.1 s"
+    " (light sandbox entry module, WKB as one blob, stamps in a narrow temp table) → 102.3 s"
+    " (row triggers skip bulk loads) → 51.9 s (Arrow read, Arrow transfer, plain WKB with"
+    " header-prefix Multi promotion, vectorised stamping, COPY straight into append-only"
+    " tables, indexes rebuilt after a big first load). ogr2ogr's median over the same runs:"
+    " 15.1 s → 16.6 s."
+)
+
 
 def main() -> None:
     ap = argparse.ArgumentParser()
@@ -145,6 +155,7 @@ def main() -> None:
         " primary key); `load.index` = rebuilding the secondary indexes (GiST + 2 btree) dropped"
         " for this first load.",
     ]
+    lines += ["", HISTORY]
     OUT.write_text("\n".join(lines) + "\n", encoding="utf-8")
     print(OUT.read_text(encoding="utf-8"))
 
