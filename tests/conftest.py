@@ -16,7 +16,6 @@ import pytest
 from fastapi.testclient import TestClient
 
 from gis_service.api.app import create_app
-from gis_service.db import migrate
 from gis_service.demo import loader
 from gis_service.settings import Settings, load_settings
 
@@ -72,13 +71,9 @@ def demo_city() -> Any:
 @pytest.fixture(scope="session")
 def demo_url(make_database: Any, demo_city: Any) -> str:
     """A migrated database holding the district demo and a second, foreign county."""
-    url = make_database("demo")
-    migrate.upgrade(url)
-    loader.load(url, demo_city)
-    from tests.fixtures import add_foreign_county
+    from tests.fixtures import private_demo
 
-    add_foreign_county(url)
-    return url
+    return private_demo(make_database, demo_city)
 
 
 @pytest.fixture(scope="session")

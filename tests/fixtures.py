@@ -110,3 +110,19 @@ def add_foreign_county(url: str) -> None:
                 (login, role, scope, hash_token(token(login)), login != "disabled_user"),
             )
         conn.commit()
+
+
+def private_demo(make_database: Any, demo_city: Any, prefix: str = "demo") -> str:
+    """A migrated copy of the demo with the test users, for tests that write to it.
+
+    The session's ``demo_url`` is shared by every test of a run, and several suites check
+    the demo's own figures (379 enterprises, 1,056 隐患): writers get their own copy.
+    """
+    from gis_service.db import migrate
+    from gis_service.demo import loader
+
+    url: str = make_database(prefix)
+    migrate.upgrade(url)
+    loader.load(url, demo_city)
+    add_foreign_county(url)
+    return url

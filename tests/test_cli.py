@@ -5,12 +5,33 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from typing import Any
 
 import psycopg
+import pytest
+from fastapi.testclient import TestClient
 
+from gis_service.api.app import create_app
 from gis_service.demo.loader import psycopg_conninfo
 from gis_service.domain.users import hash_token
+from gis_service.settings import Settings
+from tests.fixtures import private_demo
+
+
+# These tests write to the demo: they get a copy of their own (see ``private_demo``).
+@pytest.fixture(scope="module")
+def demo_url(make_database: Any, demo_city: Any) -> str:
+    """A private copy of the demo database for this module."""
+    return private_demo(make_database, demo_city, "writes")
+
+
+@pytest.fixture(scope="module")
+def client(demo_url: str, settings: Settings) -> Iterator[TestClient]:
+    """A client of an app on this module's copy of the demo."""
+    app = create_app(settings, database_url=demo_url)
+    with TestClient(app, raise_server_exceptions=False) as c:
+        yield c
 
 
 def _cli(url: str, *args: str) -> subprocess.CompletedProcess[str]:

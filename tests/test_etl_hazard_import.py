@@ -3,14 +3,35 @@
 from __future__ import annotations
 
 import csv
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import psycopg
+import pytest
+from fastapi.testclient import TestClient
 
 from etl.pipeline import ImportOptions, run_import
+from gis_service.api.app import create_app
 from gis_service.demo.loader import psycopg_conninfo
-from gis_service.settings import load_settings
+from gis_service.settings import Settings, load_settings
+from tests.fixtures import private_demo
+
+
+# These tests write to the demo: they get a copy of their own (see ``private_demo``).
+@pytest.fixture(scope="module")
+def demo_url(make_database: Any, demo_city: Any) -> str:
+    """A private copy of the demo database for this module."""
+    return private_demo(make_database, demo_city, "writes")
+
+
+@pytest.fixture(scope="module")
+def client(demo_url: str, settings: Settings) -> Iterator[TestClient]:
+    """A client of an app on this module's copy of the demo."""
+    app = create_app(settings, database_url=demo_url)
+    with TestClient(app, raise_server_exceptions=False) as c:
+        yield c
+
 
 LIMITS = load_settings(environment="test").etl
 

@@ -10,6 +10,7 @@ import itertools
 import json
 from collections.abc import Iterator
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx2
 import psycopg
@@ -24,6 +25,12 @@ from gis_service.demo.loader import psycopg_conninfo
 from gis_service.settings import Settings
 from tests.fixtures import add_foreign_county, auth
 from tests.test_hazards import _check_report, _expected
+
+
+def _bureau_today() -> dt.date:
+    """Today in Beijing time, the bureau's calendar (from 16:00 UTC the dates differ)."""
+    return dt.datetime.now(ZoneInfo("Asia/Shanghai")).date()
+
 
 STATES = ("found", "assigned", "rectifying", "closeout_requested", "closed")
 #: Written out here (not read from the code): who may take each step.
@@ -63,7 +70,7 @@ EVIDENCE = [{"name": "after.jpg", "sha256": "a" * 64}]
 
 
 def _deadline(days: int = 30) -> str:
-    return (dt.date.today() + dt.timedelta(days=days)).isoformat()
+    return (_bureau_today() + dt.timedelta(days=days)).isoformat()
 
 
 def body_for(action: str) -> dict[str, Any]:
@@ -123,7 +130,7 @@ def make_hazard(
     """A hazard in ``status`` with a synthetic history (as an imported ledger would have)."""
     n = next(_seq)
     path = STATES[: STATES.index(status) + 1]
-    deadline = deadline or dt.date.today() + dt.timedelta(days=20)
+    deadline = deadline or _bureau_today() + dt.timedelta(days=20)
     rows = _sql(
         url,
         """INSERT INTO safety_hazard (hazard_no, title, level, found_via, status, escalated,
@@ -601,7 +608,7 @@ def test_two_counties_are_ranked_and_recounted(api: TestClient, ledger_url: str)
 
 
 def test_notice_names_overdue_major_hazards(api: TestClient, ledger_url: str) -> None:
-    late = dt.date.today() - dt.timedelta(days=9)
+    late = _bureau_today() - dt.timedelta(days=9)
     hid = make_hazard(ledger_url, "rectifying", level="major", deadline=late, escalated=True)
     no, title = _sql(
         ledger_url, "SELECT hazard_no, title FROM safety_hazard WHERE id = %s", (hid,)
