@@ -575,6 +575,9 @@ def serve(
     if not settings.db.url:
         # The worker builds its app from the environment: hand it the running cluster.
         os.environ["GIS_DB_URL"] = url
+    if "public_url" not in settings.api.model_fields_set:
+        # Links (TileJSON, OGC, ``next``) name the address actually served, unless configured.
+        os.environ["GIS_API_PUBLIC_URL"] = f"http://{host}:{port}"
     with socket.socket() as probe:
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:

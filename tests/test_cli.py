@@ -142,3 +142,39 @@ def test_targets_command_lists_fields_and_headers(demo_url: str) -> None:
     detail = _cli(demo_url, "targets", "enterprise")
     assert "统一社会信用代码" in detail.stdout
     assert _cli(demo_url, "targets", "nonsense").returncode == 2
+
+
+def test_serve_links_name_the_port_it_serves(demo_url: str) -> None:
+    """TileJSON and OGC links point at the address served, not at the default port."""
+    import socket
+    import time
+
+    import httpx2
+
+    from tests.fixtures import auth
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "DATABASE_URL": demo_url}
+    env.pop("GIS_API_PUBLIC_URL", None)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gis_service.cli", "serve", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(100):
+            try:
+                if httpx2.get(f"{base}/health/live", timeout=1).status_code == 200:
+                    break
+            except httpx2.TransportError:
+                time.sleep(0.2)
+        tilejson = httpx2.get(f"{base}/tiles/grids.json", headers=auth("a_viewer"), timeout=30)
+        assert tilejson.status_code == 200, tilejson.text
+        assert tilejson.json()["tiles"][0].startswith(f"{base}/tiles/grids/")
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
