@@ -25,7 +25,13 @@ $(STAMP):
 	$(BIN)/python -m pip install -q -e '.[dev]'
 	@rm -f $(VENV)/.installed-* && touch $@
 
-install: system $(STAMP)
+# The web map's JavaScript (and the style validator the tests use), from the npm registry.
+WEB_STAMP := web/node_modules/.installed-$(shell cat web/package-lock.json | md5sum | cut -c1-12)
+$(WEB_STAMP):
+	npm ci --prefix web --no-audit --no-fund --loglevel=error
+	@touch $@
+
+install: system $(STAMP) $(WEB_STAMP)
 
 db-up: install
 	$(BIN)/gis-service db up

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Install the system packages gis-service needs on Debian/Ubuntu: PostgreSQL with PostGIS,
-# and Python's venv module. Does nothing when they are already there; uses sudo when not root.
+# Python's venv module, and npm (the web map's JavaScript comes from the npm registry). Does nothing when they are already there; uses sudo when not root.
 set -euo pipefail
 
 have_postgis() {
@@ -13,8 +13,9 @@ have_postgis() {
     return 1
 }
 have_venv() { python3 -c 'import venv, ensurepip' >/dev/null 2>&1; }
+have_npm() { command -v npm >/dev/null 2>&1; }
 
-if have_postgis && have_venv; then
+if have_postgis && have_venv && have_npm; then
     exit 0
 fi
 
@@ -37,6 +38,7 @@ if [ -z "$major" ]; then
     exit 1
 fi
 pkgs=(postgresql "postgresql-$major" "postgresql-$major-postgis-3" python3-venv python3-pip ca-certificates make)
+have_npm || pkgs+=(nodejs npm)
 echo "install-system: apt-get install ${pkgs[*]}" >&2
 "${SUDO[@]}" apt-get install -y -qq --no-install-recommends "${pkgs[@]}" >/dev/null
 # The packaged default cluster is not used (gis-service runs its own); stop it to free 5432.
