@@ -96,6 +96,12 @@ def test_big_first_load_rebuilds_indexes_and_stamps_like_sql(
     assert "load.index" in report.timings
     assert _indexes(empty_city) == before
     with psycopg.connect(loader.psycopg_conninfo(empty_city)) as c:
+        disabled = c.execute(
+            "SELECT tgname FROM pg_trigger WHERE tgrelid = 'building'::regclass"
+            " AND NOT tgisinternal AND tgenabled = 'D'"
+        ).fetchall()
+    assert disabled == []  # the stamp trigger skipped for the load is back on
+    with psycopg.connect(loader.psycopg_conninfo(empty_city)) as c:
         mismatched = c.execute(
             "SELECT count(*) FROM building b JOIN gis_stamps('building'::regclass) s USING (id)"
             " WHERE b.admin_code IS DISTINCT FROM s.admin_code"
