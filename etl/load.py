@@ -27,7 +27,6 @@ from typing import Any
 
 import numpy as np
 import psycopg
-import shapely
 from geoalchemy2 import Geometry
 from psycopg import sql
 from sqlalchemy import UniqueConstraint
@@ -37,6 +36,9 @@ from etl.stamp import stamps
 from gis_service.db.models import LOCATED_TABLES, Base
 
 _LOCATED = frozenset(m.__tablename__ for m in LOCATED_TABLES)
+
+#: Why a row outside the importer's area is refused (English, Chinese).
+_OUTSIDE = ("the feature lies outside your area", "该要素不在您的管辖范围内")
 
 #: Loads at least this big into a table they at least double rebuild its indexes after.
 BULK_REBUILD_MIN_ROWS = 100_000
@@ -219,16 +221,13 @@ class Loader:
         inside = {
             str(r[0])
             for r in self.conn.execute(
-                "SELECT code FROM admin_division WHERE ancestors @> ARRAY[%s]::text[]",
-                (self.scope_code,),
+                sql.SQL("SELECT a.code FROM admin_division a WHERE {}").format(
+                    scope_predicate(sql.SQL("a.code"), self.scope_code)
+                )
             )
         }
         return [
-            RowProblem(
-                row=int(row),
-                reason="the feature lies outside your area",
-                reason_zh="该要素不在您的管辖范围内",
-            )
+            RowProblem(row=int(row), reason=_OUTSIDE[0], reason_zh=_OUTSIDE[1])
             for row, code in zip(self.data.rows, self.admin_codes, strict=True)
             if code is None or code not in inside
         ]
@@ -261,10 +260,8 @@ class Loader:
         if not self.located:
             return
         geometries = self.data.geometries
-        if geometries is None:
-            geometries = shapely.from_wkb(
-                [None if h is None else bytes.fromhex(h) for h in self.data.geometry_hex]
-            )
+        if geometries is None:  # a 隐患 ledger without coordinates: no village, no grid
+            geometries = np.full(len(self.data.rows), None, dtype=object)
         admin, grid = stamps(self.conn, np.asarray(geometries, dtype=object))
         self.admin_codes, self.grid_codes = admin.tolist(), grid.tolist()
 
@@ -278,8 +275,7 @@ class Loader:
                 sql.SQL("SELECT _row FROM {} s WHERE {} IS NULL OR NOT ({})").format(
                     self.rows, scope_col, scope_predicate(scope_col, self.scope_code)
                 ),
-                "the feature lies outside your area",
-                "该要素不在您的管辖范围内",
+                *_OUTSIDE,
             )
         key = self.match_key
         if key:

@@ -141,7 +141,7 @@ def read_sandboxed(path: Path, options: ImportOptions, limits: EtlSettings) -> S
     notes = list(parts["notes"])
     wkb = None if parts["wkb"] is None else unpack_wkb(parts["wkb"])
     return SourceTable(
-        frame=unpack_frame(parts["columns"]),
+        frame=unpack_frame(parts["columns"], len(parts["rows"])),
         geometry=None if wkb is None else parse_wkb(wkb, notes),
         crs=None if parts["crs"] is None else CRS.from_wkt(parts["crs"]),
         encoding=parts["encoding"],

@@ -57,14 +57,14 @@ def unpack_column(packed: Any) -> pd.Series[Any]:
     return pd.Series(np.asarray(packed.to_numpy(zero_copy_only=False), dtype=object), dtype=object)
 
 
-def unpack_frame(columns: dict[str, Any]) -> pd.DataFrame:
-    """The reader's frame from :func:`read_portable`'s ``columns``."""
-    names = list(columns)
-    frame = pd.DataFrame(
-        {name: unpack_column(columns[name]).reset_index(drop=True) for name in names},
-        columns=names,
+def unpack_frame(columns: dict[str, Any], rows: int) -> pd.DataFrame:
+    """The reader's frame from :func:`read_portable`'s ``columns`` (``rows`` long, even
+    when the file has geometry and no attribute columns)."""
+    return pd.DataFrame(
+        {name: unpack_column(packed).to_numpy() for name, packed in columns.items()},
+        columns=list(columns),
+        index=pd.RangeIndex(rows),
     )
-    return frame
 
 
 def unpack_wkb(packed: Any) -> Any:

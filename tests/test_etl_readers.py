@@ -19,6 +19,7 @@ from pathlib import Path
 import geopandas as gpd
 import numpy as np
 import openpyxl
+import pandas as pd
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -827,3 +828,47 @@ def test_xlsm_macros_are_ignored(tmp_path: Path) -> None:
     table = read_file(path)
     assert table.frame["企业名称"].tolist() == NAMES[:2]
     assert any("macros" in note for note in table.notes)
+
+
+def test_sandboxed_read_matches_the_direct_read(tmp_path: Path) -> None:
+    """What crosses the process boundary (Arrow text, WKB) comes back as the reader made it."""
+    import json
+
+    from etl.pipeline import ImportOptions, read_sandboxed
+    from gis_service.settings import load_settings
+
+    bare = tmp_path / "bare.geojson"  # geometry only: no attribute column at all
+    bare.write_text(
+        json.dumps(
+            {
+                "type": "FeatureCollection",
+                "features": [
+                    {"type": "Feature", "properties": {}, "geometry": None},
+                    {
+                        "type": "Feature",
+                        "properties": {},
+                        "geometry": {"type": "Point", "coordinates": [113.1, 27.8]},
+                    },
+                ],
+            }
+        ),
+        encoding="utf-8",
+    )
+    mixed = tmp_path / "mixed.gpkg"
+    gpd.GeoDataFrame(
+        {"名称": ["甲", None, "𠀀丙"], "人数": [5, 12, 30], "面积": [1.5, None, 3.0]},
+        geometry=points(3),
+        crs=4490,
+    ).to_file(mixed, engine="pyogrio")
+    limits = load_settings(environment="test").etl
+    for path in (bare, mixed):
+        direct = read_file(path)
+        shipped = read_sandboxed(path, ImportOptions(target="building"), limits)
+        assert len(shipped) == len(direct)
+        pd.testing.assert_frame_equal(shipped.frame, direct.frame)
+        assert shipped.geometry is not None
+        assert direct.geometry is not None
+        assert [g is None for g in shipped.geometry] == [g is None for g in direct.geometry]
+        assert all(
+            a is None or a.equals(b) for a, b in zip(shipped.geometry, direct.geometry, strict=True)
+        )

@@ -347,7 +347,9 @@ def _read_ogr(
     columns = table.columns
     names, name_notes = unique_names(fields)
     frame = pd.DataFrame(
-        {name: _column(columns[1 + i]) for i, name in enumerate(names)}, columns=names
+        {name: _column(columns[1 + i]).to_numpy() for i, name in enumerate(names)},
+        columns=names,
+        index=pd.RangeIndex(count),  # rows even when the file has no attribute column
     )
     wkb = None
     geometry = None
