@@ -58,8 +58,10 @@ def unpack_column(packed: Any) -> pd.Series[Any]:
 
 
 def unpack_frame(columns: dict[str, Any], rows: int) -> pd.DataFrame:
-    """The reader's frame from :func:`read_portable`'s ``columns`` (``rows`` long, even
-    when the file has geometry and no attribute columns)."""
+    """The reader's frame from :func:`read_portable`'s ``columns``.
+
+    ``rows`` long even when the file has geometry and no attribute columns.
+    """
     return pd.DataFrame(
         {name: unpack_column(packed).to_numpy() for name, packed in columns.items()},
         columns=list(columns),
