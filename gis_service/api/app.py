@@ -22,6 +22,7 @@ from gis_service.api.routes import (
     grids,
     hazards,
     health,
+    impact,
     imports,
     query,
     reference,
@@ -93,6 +94,7 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
         features,
         grids,
         hazards,
+        impact,
     ):
         app.include_router(module.api)
 
