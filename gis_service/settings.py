@@ -86,6 +86,19 @@ class EtlSettings(BaseSettings):
     upload_dir: Path = Path(".gis-data/uploads")
 
 
+class RasterSettings(BaseSettings):
+    """Hazard rasters: where their COGs are materialised and what a tile request may cost."""
+
+    model_config = SettingsConfigDict(env_prefix="GIS_RASTER_", env_file=".env", extra="ignore")
+
+    #: Folder the COGs (kept in the database) are written to once, under their SHA-256 name.
+    dir: Path = Path(".gis-data/rasters")
+    #: Rendered PNG tiles kept in memory per worker (0 disables the cache).
+    tile_cache_entries: int = Field(default=4096, ge=0, le=1_000_000)
+    #: Largest raster accepted by ``hazards add`` (width × height, BAD_INPUTS C12).
+    max_pixels: int = Field(default=400_000_000, ge=1)
+
+
 class Settings(BaseSettings):
     """Everything configurable, grouped; build with :func:`load_settings`."""
 
@@ -96,6 +109,7 @@ class Settings(BaseSettings):
     auth: AuthSettings = Field(default_factory=AuthSettings)
     api: ApiSettings = Field(default_factory=ApiSettings)
     etl: EtlSettings = Field(default_factory=EtlSettings)
+    raster: RasterSettings = Field(default_factory=RasterSettings)
 
     @model_validator(mode="after")
     def _prod_is_strict(self) -> Self:

@@ -19,6 +19,7 @@ import shapely
 from psycopg import sql
 
 from gis_service.demo.generator import DemoCity
+from gis_service.demo.hazard_rasters import load_hazard_layers
 from gis_service.types import STORAGE_SRID
 
 DEMO_SOURCE = "demo"
@@ -193,6 +194,7 @@ def demo_loaded(conn: psycopg.Connection[Any]) -> int:
 
 
 _DELETE_ORDER = (
+    "hazard_layer",
     "hazard_event",
     "responsibility",
     "grid_assignment",
@@ -496,6 +498,7 @@ def load_city(
         ],
     )
     _derive(conn, p)
+    load_hazard_layers(conn, city)
     return {table: len(ids) for table, ids in loader.ids.items()}
 
 
