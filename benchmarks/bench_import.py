@@ -150,11 +150,11 @@ def main() -> None:
         "",
         f"Our phases (medians): {split_text}. `read` = GDAL read (Arrow stream) in the"
         " sandboxed child + transfer + WKB parse; `prepare` = column mapping, coordinate and"
-        " geometry validation, rounding to 1e-7°, WKB; `load.stamp` = village/grid of every row"
-        " (the gis_stamps rule, vectorised); `load.check` = area check; `load.merge` = COPY"
-        " straight into the live table (append-only target: check constraints incl. ST_IsValid,"
-        " primary key); `load.index` = rebuilding the secondary indexes (GiST + 2 btree) dropped"
-        " for this first load.",
+        " geometry validation, rounding to 1e-7°, WKB; `load.copy` = COPY straight into the"
+        " live table (append-only target: check constraints incl. ST_IsValid, primary key),"
+        " streamed in chunks of 100,000 rows while Python stamps each chunk's village/grid (the"
+        " gis_stamps rule, vectorised) and checks it against the importer's area; `load.index` ="
+        " rebuilding the secondary indexes (GiST + 2 btree) dropped for this first load.",
     ]
     lines += ["", HISTORY]
     OUT.write_text("\n".join(lines) + "\n", encoding="utf-8")

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from itertools import repeat
@@ -29,10 +29,11 @@ import numpy as np
 import psycopg
 from geoalchemy2 import Geometry
 from psycopg import sql
+from psycopg.copy import QueuedLibpqWriter
 from sqlalchemy import UniqueConstraint
 
 from etl.model import RowProblem
-from etl.stamp import stamps
+from etl.stamp import Stamper
 from gis_service.db.models import LOCATED_TABLES, Base
 
 _LOCATED = frozenset(m.__tablename__ for m in LOCATED_TABLES)
@@ -42,6 +43,9 @@ _OUTSIDE = ("the feature lies outside your area", "该要素不在您的管辖�
 
 #: Loads at least this big into a table they at least double rebuild its indexes after.
 BULK_REBUILD_MIN_ROWS = 100_000
+
+#: Rows stamped and formatted per step of the direct path (about 40 MB of COPY text).
+_CHUNK_ROWS = 100_000
 
 #: How a natural key is declared unique in the schema (the ON CONFLICT target).
 _CONFLICT_TARGETS: dict[str, sql.Composable] = {
@@ -163,44 +167,40 @@ class Loader:
             if not table.c[name].nullable and table.c[name].server_default is not None
         )
 
-    def _copy(self, into: sql.Identifier, keep: Sequence[bool] | None, staging: bool) -> int:
-        """COPY the rows (those with ``keep`` True) into ``into``; returns how many.
+    def _copy_sql(self, into: sql.Identifier, *, staging: bool) -> sql.Composed:
+        """``COPY into (columns) FROM STDIN`` for the rows :meth:`_rows` yields."""
+        names = [*self.data.columns, "attributes", "source"]
+        if staging:
+            names += ["id", "_row"]
+        if self.has_geom:
+            names.append("geom")
+        if self.located:
+            names += ["source_crs", "admin_code", "grid_code"]
+        return sql.SQL("COPY {} ({}) FROM STDIN").format(
+            into, sql.SQL(", ").join(map(sql.Identifier, names))
+        )
+
+    def _rows(
+        self, start: int, stop: int, admin: Sequence[Any], grid: Sequence[Any], *, staging: bool
+    ) -> Iterator[tuple[Any, ...]]:
+        """Rows ``start:stop`` in :meth:`_copy_sql`'s column order, with their stamps.
 
         Staging also gets a provisional id and the file's row number.
         """
         d = self.data
-        n = len(d.rows)
-        names = [*d.columns, "attributes", "source"]
-        columns: list[Any] = [
-            *d.values,
-            ["{}" if not a else json.dumps(a, ensure_ascii=False) for a in d.attributes],
+        n = stop - start
+        columns: list[Iterable[Any]] = [
+            *(values[start:stop] for values in d.values),
+            [_json(a) for a in d.attributes[start:stop]],
             repeat(d.source, n),
         ]
         if staging:
-            names += ["id", "_row"]
-            columns += [range(1, n + 1), d.rows]
+            columns += [range(start + 1, stop + 1), d.rows[start:stop]]
         if self.has_geom:
-            names.append("geom")
-            columns.append(d.geometry_hex)
+            columns.append(d.geometry_hex[start:stop])
         if self.located:
-            names += ["source_crs", "admin_code", "grid_code"]
-            columns += [repeat(d.source_crs, n), self.admin_codes, self.grid_codes]
-        copy_sql = sql.SQL("COPY {} ({}) FROM STDIN").format(
-            into, sql.SQL(", ").join(map(sql.Identifier, names))
-        )
-        rows = zip(*columns, strict=True)
-        written = 0
-        with self.conn.cursor().copy(copy_sql) as copy:
-            if keep is None:
-                for row in rows:
-                    copy.write_row(row)
-                written = n
-            else:
-                for row, wanted in zip(rows, keep, strict=True):
-                    if wanted:
-                        copy.write_row(row)
-                        written += 1
-        return written
+            columns += [repeat(d.source_crs, n), admin, grid]
+        return zip(*columns, strict=True)
 
     def stage_rows(self) -> None:
         """COPY the rows into a temporary table shaped like the target."""
@@ -210,15 +210,67 @@ class Loader:
             )
         )
         self.conn.execute(sql.SQL("ALTER TABLE {} ADD COLUMN _row integer").format(self.stage))
-        self._copy(self.stage, None, staging=True)
+        rows = self._rows(0, len(self.data.rows), self.admin_codes, self.grid_codes, staging=True)
+        with self.conn.cursor().copy(self._copy_sql(self.stage, staging=True)) as copy:
+            for row in rows:
+                copy.write_row(row)
         self._fill_defaults()
         self.conn.execute(sql.SQL("ANALYZE {}").format(self.stage))
 
-    def check_stamps(self) -> list[RowProblem]:
-        """The direct path's checks: every row inside the importer's area."""
+    def copy_direct(self, *, skip_bad_rows: bool) -> tuple[int, list[RowProblem]]:
+        """The direct path: stamp, check and COPY chunk by chunk; returns (written, problems).
+
+        Python stamps and formats chunk k+1 while the database checks and inserts chunk k
+        (psycopg's queued writer sends from its own thread), so stamping costs no wall
+        time. The only check is the importer's area, known from the stamps. Once a row is
+        refused without ``skip_bad_rows`` nothing more is written, but every chunk is still
+        checked so the report names all refused rows (the caller rolls back).
+        """
+        d = self.data
+        n = len(d.rows)
+        geometries: np.ndarray[Any, np.dtype[np.object_]] = (
+            np.full(n, None, dtype=object)  # a 隐患 ledger without coordinates
+            if d.geometries is None
+            else np.asarray(d.geometries, dtype=object)
+        )
+        stamper = Stamper(self.conn, geometries)
+        inside = self._inside_codes()
+        problems: list[RowProblem] = []
+        written = 0
+        cursor = self.conn.cursor()
+        copy_sql = self._copy_sql(self.target, staging=False)
+        with cursor.copy(copy_sql, writer=QueuedLibpqWriter(cursor)) as copy:
+            for start in range(0, n, _CHUNK_ROWS):
+                stop = min(start + _CHUNK_ROWS, n)
+                admin, grid = stamper.stamp(geometries[start:stop])
+                numbers = d.rows[start:stop]
+                refused = (
+                    set()
+                    if inside is None
+                    else {
+                        int(row)
+                        for row, code in zip(numbers, admin, strict=True)
+                        if code is None or code not in inside
+                    }
+                )
+                problems += [
+                    RowProblem(row=row, reason=_OUTSIDE[0], reason_zh=_OUTSIDE[1])
+                    for row in sorted(refused)
+                ]
+                if problems and not skip_bad_rows:
+                    continue
+                rows = self._rows(start, stop, admin.tolist(), grid.tolist(), staging=False)
+                for number, row in zip(numbers, rows, strict=True):
+                    if not refused or int(number) not in refused:
+                        copy.write_row(row)
+                        written += 1
+        return written, problems
+
+    def _inside_codes(self) -> set[str] | None:
+        """The village codes of the importer's area (None: no area limit)."""
         if self.scope_code is None:
-            return []
-        inside = {
+            return None
+        return {
             str(r[0])
             for r in self.conn.execute(
                 sql.SQL("SELECT a.code FROM admin_division a WHERE {}").format(
@@ -226,16 +278,6 @@ class Loader:
                 )
             )
         }
-        return [
-            RowProblem(row=int(row), reason=_OUTSIDE[0], reason_zh=_OUTSIDE[1])
-            for row, code in zip(self.data.rows, self.admin_codes, strict=True)
-            if code is None or code not in inside
-        ]
-
-    def copy_into_target(self, refused: set[int]) -> int:
-        """The direct path's merge: COPY the rows not refused into the target."""
-        keep = None if not refused else [row not in refused for row in self.data.rows]
-        return self._copy(self.target, keep, staging=False)
 
     def _fill_defaults(self) -> None:
         """A blank cell in a NOT NULL column with a default gets the default, not an error."""
@@ -262,7 +304,9 @@ class Loader:
         geometries = self.data.geometries
         if geometries is None:  # a 隐患 ledger without coordinates: no village, no grid
             geometries = np.full(len(self.data.rows), None, dtype=object)
-        admin, grid = stamps(self.conn, np.asarray(geometries, dtype=object))
+        admin, grid = Stamper(self.conn, np.asarray(geometries, dtype=object)).stamp(
+            np.asarray(geometries, dtype=object)
+        )
         self.admin_codes, self.grid_codes = admin.tolist(), grid.tolist()
 
     def check(self) -> list[RowProblem]:
@@ -538,6 +582,15 @@ _ROW_RULES = {
 }
 
 
+def _json(attributes: dict[str, Any]) -> str:
+    """The ``attributes`` JSONB text of one row."""
+    return json.dumps(attributes, ensure_ascii=False) if attributes else "{}"
+
+
+class _Refused(Exception):
+    """Rows were refused mid-COPY: leave the index rebuild undone (the caller rolls back)."""
+
+
 def load_rows(
     conn: psycopg.Connection[Any],
     data: LoadInput,
@@ -553,6 +606,7 @@ def load_rows(
     conn.execute("SET LOCAL gis.bulk = 'on'")
     loader = Loader(conn, data, scope_code)
     timings: dict[str, float] = {}
+    result = LoadResult(notes=loader.notes, timings=timings)
     t = time.perf_counter()
 
     def lap(name: str) -> None:
@@ -561,27 +615,33 @@ def load_rows(
         timings[name] = now - t
         t = now
 
-    loader.stamp()
-    lap("load.stamp")
-    direct = loader.direct
-    if not direct:
+    if loader.direct:
+        try:
+            with loader.indexes_rebuilt_after():
+                result.inserted, problems = loader.copy_direct(skip_bad_rows=skip_bad_rows)
+                result.problems = problems
+                if problems and not skip_bad_rows:
+                    raise _Refused
+                lap("load.copy")
+        except _Refused:
+            return result
+        lap("load.index")
+    else:
+        loader.stamp()
+        lap("load.stamp")
         loader.stage_rows()
         lap("load.copy")
-    problems = loader.check_stamps() if direct else loader.check()
-    lap("load.check")
-    result = LoadResult(problems=problems, notes=loader.notes, timings=timings)
-    if problems and not skip_bad_rows:
-        return result
-    refused = {p.row for p in problems}
-    if refused and not direct:
-        loader.drop_rows(sorted(refused))
-    with loader.indexes_rebuilt_after():
-        if direct:
-            result.inserted = loader.copy_into_target(refused)
-        else:
+        result.problems = loader.check()
+        lap("load.check")
+        if result.problems and not skip_bad_rows:
+            return result
+        refused = {p.row for p in result.problems}
+        if refused:
+            loader.drop_rows(sorted(refused))
+        with loader.indexes_rebuilt_after():
             result.inserted, result.updated = loader.merge()
-        lap("load.merge")
-    lap("load.index")
+            lap("load.merge")
+        lap("load.index")
     after = _AFTER_MERGE.get(data.table)
     if after is not None:
         result.notes += after(conn, data.source)

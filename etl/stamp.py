@@ -30,49 +30,65 @@ _GRIDS = (
 )
 
 
-def _first_covering(points: ObjectArray, codes: list[str], wkbs: list[bytes]) -> ObjectArray:
-    """Per point, the smallest code among the polygons that intersect it (None if none)."""
-    out: ObjectArray = np.full(len(points), None, dtype=object)
-    if not codes:
+class _Covering:
+    """Polygons with codes, indexed once: per point, the smallest code among those it meets."""
+
+    def __init__(self, rows: list[tuple[Any, Any]]) -> None:
+        self.codes: ObjectArray = np.asarray([r[0] for r in rows], dtype=object)
+        self.tree = shapely.STRtree(shapely.from_wkb([bytes(r[1]) for r in rows]))
+        self.rank = np.empty(len(rows), dtype=np.int64)
+        self.rank[np.argsort(self.codes)] = np.arange(len(rows))
+
+    def first(self, points: ObjectArray) -> ObjectArray:
+        """The smallest covering code per point (None if none)."""
+        out: ObjectArray = np.full(len(points), None, dtype=object)
+        if not len(self.codes):
+            return out
+        point_ix, polygon_ix = self.tree.query(points, predicate="intersects")
+        if not len(point_ix):
+            return out
+        order = np.lexsort((self.rank[polygon_ix], point_ix))
+        point_ix, polygon_ix = point_ix[order], polygon_ix[order]
+        first = np.flatnonzero(np.diff(point_ix, prepend=-1))
+        out[point_ix[first]] = self.codes[polygon_ix[first]]
         return out
-    polygons = shapely.from_wkb(wkbs)
-    tree = shapely.STRtree(polygons)
-    point_ix, polygon_ix = tree.query(points, predicate="intersects")
-    if not len(point_ix):
-        return out
-    rank = np.empty(len(codes), dtype=np.int64)
-    rank[np.argsort(np.asarray(codes, dtype=object))] = np.arange(len(codes))
-    order = np.lexsort((rank[polygon_ix], point_ix))
-    point_ix, polygon_ix = point_ix[order], polygon_ix[order]
-    first = np.flatnonzero(np.diff(point_ix, prepend=-1))
-    values = np.asarray(codes, dtype=object)
-    out[point_ix[first]] = values[polygon_ix[first]]
-    return out
+
+
+class Stamper:
+    """The live villages and grids around a batch, read once and indexed.
+
+    Built in the caller's transaction before anything is written, so the stamps agree with
+    the rows the merge will see; then applied chunk by chunk while COPY runs (the
+    connection is busy with COPY by then).
+    """
+
+    def __init__(self, conn: psycopg.Connection[Any], geometries: ObjectArray) -> None:
+        present = geometries[~shapely.is_missing(geometries)]
+        villages: list[tuple[Any, Any]] = []
+        grids: list[tuple[Any, Any]] = []
+        if len(present):
+            # The geometries' box holds their points on surface: the same polygons qualify.
+            box = tuple(float(v) for v in shapely.total_bounds(present))
+            villages = conn.execute(_VILLAGES, box).fetchall()
+            grids = conn.execute(_GRIDS, box).fetchall()
+        self.villages = _Covering(villages)
+        self.grids = _Covering(grids)
+
+    def stamp(self, geometries: ObjectArray) -> tuple[ObjectArray, ObjectArray]:
+        """``(admin_code, grid_code)`` per geometry (lon/lat, SRID 4490), None where outside."""
+        none: ObjectArray = np.full(len(geometries), None, dtype=object)
+        present = np.flatnonzero(~shapely.is_missing(geometries))
+        if not len(present):
+            return none, none.copy()
+        points = shapely.point_on_surface(geometries[present])
+        admin, grid = none.copy(), none.copy()
+        admin[present] = self.villages.first(points)
+        grid[present] = self.grids.first(points)
+        return admin, grid
 
 
 def stamps(
     conn: psycopg.Connection[Any], geometries: ObjectArray
 ) -> tuple[ObjectArray, ObjectArray]:
-    """``(admin_code, grid_code)`` per geometry (lon/lat, SRID 4490), None where outside.
-
-    Reads the live villages and grids around the batch in the caller's transaction, so the
-    stamps agree with the rows the merge will see.
-    """
-    n = len(geometries)
-    none: ObjectArray = np.full(n, None, dtype=object)
-    present = np.flatnonzero(~shapely.is_missing(geometries))
-    if not len(present):
-        return none, none.copy()
-    points = shapely.point_on_surface(geometries[present])
-    box = tuple(float(v) for v in shapely.total_bounds(points))
-    village_rows = conn.execute(_VILLAGES, box).fetchall()
-    grid_rows = conn.execute(_GRIDS, box).fetchall()
-    admin = none.copy()
-    grid = none.copy()
-    admin[present] = _first_covering(
-        points, [r[0] for r in village_rows], [bytes(r[1]) for r in village_rows]
-    )
-    grid[present] = _first_covering(
-        points, [r[0] for r in grid_rows], [bytes(r[1]) for r in grid_rows]
-    )
-    return admin, grid
+    """``(admin_code, grid_code)`` per geometry of one batch (see :class:`Stamper`)."""
+    return Stamper(conn, geometries).stamp(geometries)

@@ -76,12 +76,21 @@ def _count(url: str) -> int:
     return int(row[0])
 
 
-def test_scoped_append_refuses_rows_outside_the_area(empty_city: str, buildings_file: Path) -> None:
+@pytest.mark.parametrize("chunk", [100_000, 100])
+def test_scoped_append_refuses_rows_outside_the_area(
+    empty_city: str, buildings_file: Path, monkeypatch: pytest.MonkeyPatch, chunk: int
+) -> None:
+    """With chunks of 100 the outside row comes after 600 rows were already sent to COPY
+    (and the indexes dropped for a big load): the file is still refused whole."""
+    before = _indexes(empty_city)
+    monkeypatch.setattr(load, "_CHUNK_ROWS", chunk)
+    monkeypatch.setattr(load, "BULK_REBUILD_MIN_ROWS", 100)
     report = _import(empty_city, buildings_file, scope_code="430204")
     assert report.status == "failed"
     assert [p.row for p in report.problems] == [601]
     assert "outside your area" in report.problems[0].reason
     assert _count(empty_city) == 0
+    assert _indexes(empty_city) == before
 
 
 def test_big_first_load_rebuilds_indexes_and_stamps_like_sql(
@@ -90,6 +99,7 @@ def test_big_first_load_rebuilds_indexes_and_stamps_like_sql(
     before = _indexes(empty_city)
     assert {"idx_building_geom", "ix_building_admin_code", "ix_building_grid_code"} <= before
     monkeypatch.setattr(load, "BULK_REBUILD_MIN_ROWS", 100)
+    monkeypatch.setattr(load, "_CHUNK_ROWS", 128)  # five chunks, the refused row in the last
     report = _import(empty_city, buildings_file, scope_code="430204", skip_bad_rows=True)
     assert report.status == "succeeded", report.as_dict()
     assert (report.rows_inserted, report.rows_rejected) == (600, 1)
