@@ -192,12 +192,15 @@ DEMO_USERS: tuple[tuple[str, Role, str | None], ...] = (
 )
 
 
-async def _create_demo_users(url: str, settings: Settings) -> list[tuple[str, str, str, str]]:
+async def _create_demo_users(url: str, settings: Settings) -> list[tuple[str, str, str, str, str]]:
+    """(Re)create one user per role with a fresh token and a random password."""
+    import secrets
+
     from sqlalchemy import delete
 
     from gis_service.db.engine import TxContext, make_async_engine, transaction
     from gis_service.db.models import AppUser
-    from gis_service.domain.users import create_user
+    from gis_service.domain.users import create_user, set_password
 
     engine = make_async_engine(url, settings.db)
     try:
@@ -206,24 +209,29 @@ async def _create_demo_users(url: str, settings: Settings) -> list[tuple[str, st
             await conn.execute(delete(AppUser).where(AppUser.login.in_([u[0] for u in DEMO_USERS])))
             for login, role, scope in DEMO_USERS:
                 made = await create_user(conn, login, role, scope, source="demo")
-                rows.append((login, role.value, scope or "全国", made.token))
+                password = secrets.token_urlsafe(9)
+                await set_password(conn, login, password)
+                rows.append((login, role.value, scope or "全国", made.token, password))
         return rows
     finally:
         await engine.dispose()
 
 
-def _print_tokens(rows: list[tuple[str, str, str, str]], settings: Settings) -> None:
-    out.print("[bold]demo users, one per role[/] (login, role, scope, token):")
-    for login, role, scope, token in rows:
+def _print_tokens(rows: list[tuple[str, str, str, str, str]], settings: Settings) -> None:
+    out.print("[bold]demo users, one per role[/] (login, role, scope, token, password):")
+    for login, role, scope, token, password in rows:
         # Plain print: a token must never be wrapped or styled by the terminal renderer.
-        print(f"  {login:<16} {role:<12} {scope:<7} {token}")
+        print(f"  {login:<16} {role:<12} {scope:<7} {token}  {password}")
     path = Path(settings.db.data_dir) / "demo-tokens.txt"
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        for login, role, scope, token in rows:
-            fh.write(f"{login}\t{role}\t{scope}\t{token}\n")
-    out.print(f"tokens also saved to {path} (mode 600); use one as 'Authorization: Bearer <token>'")
+        for login, role, scope, token, password in rows:
+            fh.write(f"{login}\t{role}\t{scope}\t{token}\t{password}\n")
+    out.print(
+        f"tokens and passwords also saved to {path} (mode 600); use a token as"
+        " 'Authorization: Bearer <token>', or sign in on the web map with login and password"
+    )
 
 
 @demo_app.command("load")
@@ -554,6 +562,37 @@ def users_disable(name: Annotated[str, typer.Argument(help="login")]) -> None:
         err.print(f"no user {name!r}")
         raise typer.Exit(code=1)
     out.print(f"disabled {name}")
+
+
+@users_app.command("passwd")
+def users_passwd(
+    name: Annotated[str, typer.Argument(help="login")],
+    password_stdin: Annotated[
+        bool, typer.Option("--password-stdin", help="read the password from standard input")
+    ] = False,
+) -> None:
+    """Set a user's password for ``POST /auth/login`` (ends their login sessions)."""
+    from gis_service.db.engine import TxContext, make_async_engine, transaction
+    from gis_service.domain.users import set_password
+
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = typer.prompt("password", hide_input=True, confirmation_prompt=True)
+    settings = _settings()
+    url = _url(settings)
+
+    async def run() -> None:
+        engine = make_async_engine(url, settings.db)
+        try:
+            async with transaction(engine, TxContext(actor="cli")) as conn:
+                await set_password(conn, name, password)
+        finally:
+            await engine.dispose()
+
+    with _errors():
+        asyncio.run(run())
+    out.print(f"password set for {name}")
 
 
 # ------------------------------------------------------------------------- serve

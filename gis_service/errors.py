@@ -105,6 +105,16 @@ class TooLarge(GisError):
 
 
 @dataclass
+class TooManyRequests(GisError):
+    """Too many attempts (failed logins): wait ``retry_after`` seconds (BAD_INPUTS E10)."""
+
+    detail: str = "too many attempts, retry later"
+    detail_zh: str = "尝试次数过多，请稍后再试"
+    code: str = "too_many_requests"
+    retry_after: int = 60
+
+
+@dataclass
 class DatabaseUnavailable(GisError):
     """PostgreSQL cannot be reached or is shutting down; the client should retry."""
 

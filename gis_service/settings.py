@@ -43,6 +43,15 @@ class AuthSettings(BaseSettings):
     anonymous_read: bool = False
     #: The admin code an anonymous visitor is scoped to when ``anonymous_read`` is on.
     anonymous_scope: str | None = Field(default=None, pattern=r"^(\d{6}|\d{9}|\d{12})$")
+    #: Lifetime of tokens issued by ``POST /auth/login`` (CLI tokens do not expire).
+    login_token_hours: float = Field(default=12.0, gt=0, le=24 * 30)
+    #: Failed logins per login name within ``login_window_s`` before 429 (E10).
+    login_max_failures: int = Field(default=5, ge=1, le=1000)
+    #: Failed logins per client address within ``login_window_s`` before 429.
+    login_max_failures_per_address: int = Field(default=20, ge=1, le=10_000)
+    login_window_s: int = Field(default=900, ge=10, le=86_400)
+    #: Remember token → user in each worker, invalidated by ``NOTIFY gis_auth_change``.
+    principal_cache: bool = True
 
     @model_validator(mode="after")
     def _anonymous_needs_scope(self) -> Self:

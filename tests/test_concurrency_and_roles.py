@@ -16,7 +16,12 @@ from gis_service.demo.loader import psycopg_conninfo
 from gis_service.settings import Settings
 from tests.fixtures import auth
 
-PUBLIC = {("GET", "/health/live"), ("GET", "/health/ready"), ("GET", "/version")}
+PUBLIC = {
+    ("GET", "/health/live"),
+    ("GET", "/health/ready"),
+    ("GET", "/version"),
+    ("POST", "/auth/login"),  # how a token is obtained
+}
 SAMPLE = {
     "code": "430204",
     "grid_code": "430204001001001",

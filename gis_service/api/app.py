@@ -16,6 +16,7 @@ from gis_service import __version__
 from gis_service.api import errors
 from gis_service.api.middleware import BodyLimitMiddleware, RequestIdMiddleware
 from gis_service.api.routes import (
+    auth,
     enterprises,
     exports,
     features,
@@ -83,6 +84,7 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
     app.state.settings = settings
     errors.install(app)
     for module in (
+        auth,
         health,
         users,
         reference,

@@ -4,27 +4,30 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Annotated, Any
 
 from fastapi import Depends, Header, Request
+from psycopg_pool import AsyncConnectionPool
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from gis_service.db.engine import TxContext, transaction
+from gis_service.db.engine import QueryConn, ReadConnection, TxContext, transaction
 from gis_service.domain.scope import Principal
-from gis_service.domain.users import authenticate
+from gis_service.domain.users import PrincipalCache, TokenOwner, lookup_token
 from gis_service.errors import Forbidden, NotAuthenticated
 from gis_service.settings import Settings
 from gis_service.types import Role
 
 
-def get_settings(request: Request) -> Settings:
+# Dependencies are ``async def`` on purpose: FastAPI runs plain ``def`` ones in a thread
+# pool, a thread hop per dependency per request.
+async def get_settings(request: Request) -> Settings:
     """The settings the app was built with."""
     settings: Settings = request.app.state.settings
     return settings
 
 
-def get_engine(request: Request) -> AsyncEngine:
+async def get_engine(request: Request) -> AsyncEngine:
     """The lifespan-owned pool."""
     engine: AsyncEngine = request.app.state.engine
     return engine
@@ -39,11 +42,31 @@ class Database:
 
     engine: AsyncEngine
     ctx: TxContext
+    #: The read pool (opened by the query routes' lifespan); None falls back to ``tx``.
+    read_pool: AsyncConnectionPool[Any] | None = None
 
     @asynccontextmanager
-    async def tx(self) -> AsyncIterator[AsyncConnection]:
-        """One transaction, committed on success, rolled back on any error."""
-        async with transaction(self.engine, self.ctx) as conn:
+    async def tx(self, *, generic_plans: bool = False) -> AsyncIterator[AsyncConnection]:
+        """One transaction, committed on success, rolled back on any error.
+
+        ``generic_plans``: plan prepared statements once (index-driven point queries).
+        """
+        ctx = replace(self.ctx, generic_plans=True) if generic_plans else self.ctx
+        async with transaction(self.engine, ctx) as conn:
+            yield conn
+
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[QueryConn]:
+        """A connection for one hot read-only point query (no transaction, generic plans).
+
+        Its statements still filter by the caller's scope themselves (bound parameter); only
+        the audit context, which no read uses, is not set.
+        """
+        if self.read_pool is None:
+            async with self.tx(generic_plans=True) as conn:
+                yield conn
+            return
+        async with ReadConnection(self.read_pool) as conn:
             yield conn
 
 
@@ -57,7 +80,12 @@ async def current_principal(
     settings: SettingsDep,
     authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
 ) -> Principal:
-    """The caller from ``Authorization: Bearer``; anonymous read-only only when enabled."""
+    """The caller from ``Authorization: Bearer``; anonymous read-only only when enabled.
+
+    Token owners are remembered per worker (``app.state.principals``, opened by the auth
+    routes' lifespan) and forgotten on any committed change to users or tokens; see
+    :class:`~gis_service.domain.users.PrincipalCache`.
+    """
     if authorization is None:
         if settings.auth.anonymous_read:
             return Principal(
@@ -70,18 +98,26 @@ async def current_principal(
     scheme, _, token = authorization.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise NotAuthenticated(detail="use Authorization: Bearer <token>")
-    ctx = TxContext(request_id=getattr(request.state, "request_id", None))
-    async with transaction(engine, ctx) as conn:
-        principal = await authenticate(conn, token.strip())
-    if principal is None:
-        raise NotAuthenticated(detail="invalid or disabled token", detail_zh="令牌无效或已停用")
-    return principal
+    token = token.strip()
+
+    async def lookup() -> TokenOwner | None:
+        ctx = TxContext(request_id=getattr(request.state, "request_id", None))
+        async with transaction(engine, ctx) as conn:
+            return await lookup_token(conn, token)
+
+    cache: PrincipalCache | None = getattr(request.app.state, "principals", None)
+    owner = await (lookup() if cache is None else cache.resolve(token, lookup))
+    if owner is None:
+        raise NotAuthenticated(
+            detail="invalid, expired or disabled token", detail_zh="令牌无效、已过期或已停用"
+        )
+    return owner.principal
 
 
 CurrentUser = Annotated[Principal, Depends(current_principal)]
 
 
-def get_database(request: Request, engine: EngineDep, user: CurrentUser) -> Database:
+async def get_database(request: Request, engine: EngineDep, user: CurrentUser) -> Database:
     """The database handle for this request, acting as the current user."""
     return Database(
         engine,
@@ -90,6 +126,7 @@ def get_database(request: Request, engine: EngineDep, user: CurrentUser) -> Data
             scope=user.scope_code,
             request_id=getattr(request.state, "request_id", None),
         ),
+        getattr(request.app.state, "read_pool", None),
     )
 
 

@@ -29,6 +29,7 @@ STATUS: dict[type[e.GisError], int] = {
     e.PreconditionFailed: 412,
     e.TooLarge: 413,
     e.PreconditionRequired: 428,
+    e.TooManyRequests: 429,
     e.DatabaseUnavailable: 503,
     e.QueryTooExpensive: 503,
     e.ReadOnlyDatabase: 503,
@@ -94,7 +95,7 @@ async def _gis_error(request: Request, exc: Exception) -> JSONResponse:
     status = status_of(exc)
     headers: dict[str, str] = {}
     retry = getattr(exc, "retry_after", None)
-    if status == 503 and retry:
+    if status in (429, 503) and retry:
         headers["Retry-After"] = str(retry)
     if status == 401:
         headers["WWW-Authenticate"] = 'Bearer realm="gis-service"'

@@ -8,10 +8,14 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any, ClassVar
 
-from sqlalchemy import Engine, create_engine, text
+import psycopg
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
+from sqlalchemy import Engine, TextClause, create_engine, text
+from sqlalchemy.dialects.postgresql import psycopg as psycopg_dialect
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
@@ -66,16 +70,31 @@ def _server_options(db: DatabaseSettings) -> str:
 
 
 def make_async_engine(url: str, db: DatabaseSettings) -> AsyncEngine:
-    """The serving pool: pre-ping, short connect and pool timeouts, server-side budgets."""
+    """The serving pool: short connect and pool timeouts, server-side budgets.
+
+    No ``pool_pre_ping``: a ping is one more round trip on every checkout. A connection that
+    died while idle (server restart, ``pg_terminate_backend``) is detected by the first
+    statement of :func:`transaction` instead, which then retries once on a fresh connection
+    (SQLAlchemy invalidates the rest of the pool on a disconnect), so clients still see no
+    error (BAD_INPUTS F1).
+    """
     return create_async_engine(
         url,
-        pool_pre_ping=True,
-        pool_size=db.pool_size,
-        max_overflow=db.max_overflow,
+        pool_pre_ping=False,
+        # Overflow connections are closed on return, so under steady load above
+        # ``pool_size`` every request paid a new backend (fork + authentication): keep
+        # them all, and let the rest queue for ``pool_timeout_s``.
+        pool_size=db.pool_size + db.max_overflow,
+        max_overflow=0,
         pool_timeout=db.pool_timeout_s,
         pool_recycle=1800,
         connect_args={"connect_timeout": db.connect_timeout_s, "options": _server_options(db)},
     )
+
+
+def libpq_url(url: str) -> str:
+    """A libpq URL from a SQLAlchemy one (``postgresql+psycopg://`` → ``postgresql://``)."""
+    return "postgresql://" + url.split("://", 1)[1]
 
 
 def make_sync_engine(url: str, db: DatabaseSettings | None = None) -> Engine:
@@ -108,6 +127,10 @@ def translate(exc: BaseException) -> GisError | None:
     if state is None:
         # psycopg raises OperationalError without SQLSTATE when it cannot connect.
         return DatabaseUnavailable() if "Operational" in type(orig).__name__ else None
+    return _by_state(state)
+
+
+def _by_state(state: str) -> GisError | None:
     if state in _UNAVAILABLE:
         return DatabaseUnavailable()
     if state == "57014":
@@ -141,27 +164,228 @@ class TxContext:
     actor: str | None = None
     scope: str | None = None
     request_id: str | None = None
+    #: Plan prepared statements once (``plan_cache_mode = force_generic_plan``) for this
+    #: transaction: the index-driven point queries, whose planning costs more than running.
+    generic_plans: bool = False
 
 
+#: Key in ``AsyncConnection.info`` telling query code the transaction already plans generically.
+GENERIC_PLANS = "gis_generic_plans"
+
+# One round trip sets everything LOCAL to the transaction (it also starts it).
 _SET_LOCAL = text(
     "SELECT set_config('gis.actor', :actor, true), set_config('gis.scope', :scope, true),"
-    " set_config('gis.request_id', :rid, true)"
+    " set_config('gis.request_id', :rid, true),"
+    " set_config('plan_cache_mode', coalesce(:plan, current_setting('plan_cache_mode')), true)"
 )
+
+
+async def _begin(engine: AsyncEngine, ctx: TxContext) -> AsyncConnection:
+    """A connection inside a fresh transaction, with the context set.
+
+    A pooled connection whose server went away fails on this first statement; that is retried
+    once on a new connection (nothing was done yet, so retrying is safe).
+    """
+    params = {
+        "actor": ctx.actor or "",
+        "scope": ctx.scope or "",
+        "rid": ctx.request_id or "",
+        "plan": "force_generic_plan" if ctx.generic_plans else None,
+    }
+    for attempt in (1, 2):
+        conn = await engine.connect()
+        try:
+            await conn.execute(_SET_LOCAL, params)
+        except DBAPIError as exc:
+            await conn.close()
+            if attempt == 2 or not exc.connection_invalidated:
+                raise
+            log.info("stale pooled connection replaced: %s", exc.orig)
+            continue
+        except BaseException:
+            await conn.close()
+            raise
+        return conn
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 @contextlib.asynccontextmanager
 async def transaction(engine: AsyncEngine, ctx: TxContext) -> AsyncIterator[AsyncConnection]:
     """One transaction with the actor set LOCAL to it (never session-wide on a pool)."""
     try:
-        async with engine.begin() as conn:
-            await conn.execute(
-                _SET_LOCAL,
-                {"actor": ctx.actor or "", "scope": ctx.scope or "", "rid": ctx.request_id or ""},
-            )
+        conn = await _begin(engine, ctx)
+        try:
+            if ctx.generic_plans:
+                conn.info[GENERIC_PLANS] = True
             yield conn
+            await conn.commit()
+        finally:
+            # Closing returns the connection to the pool, rolling back what was not committed.
+            conn.info.pop(GENERIC_PLANS, None)
+            await conn.close()
     except (DBAPIError, PoolTimeoutError, OSError) as exc:
         mapped = translate(exc) if not isinstance(exc, OSError) else DatabaseUnavailable()
         if mapped is None:
             raise
         log.warning("database error mapped to %s: %s", mapped.code, exc)
         raise mapped from exc
+
+
+# ------------------------------------------------------------------ the read pool
+# The hot point queries (locate one point, nearest, nearby) are single read-only statements:
+# they need no transaction, no audit context and no plan switch per request. They run on
+# raw psycopg connections in autocommit mode that plan prepared statements generically for
+# the whole session: one round trip per statement instead of four (BEGIN, SET LOCAL, query,
+# COMMIT), and no SQLAlchemy execution layer (py-spy: a third of the CPU of such a request).
+
+
+def make_read_pool(url: str, db: DatabaseSettings) -> AsyncConnectionPool[Any]:
+    """A small pool of autocommit connections for :class:`ReadConnection` (not opened)."""
+    return AsyncConnectionPool(
+        libpq_url(url),
+        min_size=1,
+        max_size=db.pool_size,
+        timeout=db.pool_timeout_s,
+        open=False,
+        name="gis-read",
+        kwargs={
+            "autocommit": True,
+            "prepare_threshold": 0,
+            "connect_timeout": db.connect_timeout_s,
+            "options": _server_options(db) + " -c plan_cache_mode=force_generic_plan",
+            "application_name": "gis-read",
+        },
+    )
+
+
+class ReadRow:
+    """A result row with the two access styles the query code uses (``r.x``, ``r._mapping``)."""
+
+    __slots__ = ("_mapping",)
+
+    def __init__(self, mapping: dict[str, Any]) -> None:
+        self._mapping = mapping
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self._mapping[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+
+class ReadResult:
+    """The rows of one statement (``one()``, ``all()``, ``one_or_none()``, ``scalar_one()``)."""
+
+    def __init__(self, rows: list[ReadRow]) -> None:
+        self._rows = rows
+
+    def all(self) -> list[ReadRow]:
+        """Every row."""
+        return self._rows
+
+    def one_or_none(self) -> ReadRow | None:
+        """The only row, or None."""
+        if len(self._rows) > 1:
+            raise ValueError("more than one row")
+        return self._rows[0] if self._rows else None
+
+    def one(self) -> ReadRow:
+        """The only row."""
+        row = self.one_or_none()
+        if row is None:
+            raise ValueError("no row")
+        return row
+
+    def scalar_one(self) -> Any:
+        """The first column of the only row."""
+        return next(iter(self.one()._mapping.values()))
+
+
+_PSYCOPG_SQL: dict[str, str] = {}
+
+
+def _psycopg_sql(clause: TextClause) -> str:
+    """``text()`` SQL with ``:name`` binds as psycopg ``%(name)s`` (via SQLAlchemy's compiler)."""
+    sql = _PSYCOPG_SQL.get(clause.text)
+    if sql is None:
+        sql = _PSYCOPG_SQL[clause.text] = str(clause.compile(dialect=_DIALECT))
+    return sql
+
+
+_DIALECT = psycopg_dialect.dialect()  # type: ignore[no-untyped-call]
+
+
+def _row(cursor: Any) -> Callable[[Sequence[Any]], ReadRow]:
+    names = [c.name for c in cursor.description or ()]
+
+    def make(values: Sequence[Any]) -> ReadRow:
+        return ReadRow(dict(zip(names, values, strict=True)))
+
+    return make
+
+
+class ReadConnection:
+    """One pooled autocommit connection for read-only statements (see :func:`make_read_pool`).
+
+    ``execute(text(...), params)`` mirrors SQLAlchemy's for the query package. A connection
+    that died while idle in the pool fails on its first statement, which is then retried
+    once on a fresh one (BAD_INPUTS F1, no ping per checkout).
+    """
+
+    #: Statements are planned generically for the whole session (``sqlparts.use_generic_plans``).
+    info: ClassVar[dict[str, Any]] = {GENERIC_PLANS: True}
+
+    def __init__(self, pool: AsyncConnectionPool[Any]) -> None:
+        self._pool = pool
+        self._conn: psycopg.AsyncConnection[Any] | None = None
+        self._used = False
+
+    async def __aenter__(self) -> ReadConnection:
+        try:
+            self._conn = await self._pool.getconn()
+        except PoolTimeout as exc:
+            raise DatabaseUnavailable(
+                detail="database busy (connection pool exhausted), retry"
+            ) from exc
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._conn is not None:
+            conn, self._conn = self._conn, None
+            await self._pool.putconn(conn)
+
+    async def execute(self, clause: TextClause, params: dict[str, Any] | None = None) -> ReadResult:
+        """Run one statement and fetch its rows; driver errors become domain errors."""
+        sql = _psycopg_sql(clause)
+        for attempt in (1, 2):
+            assert self._conn is not None, "use ReadConnection as an async context manager"
+            try:
+                cur = self._conn.cursor(row_factory=_row)
+                await cur.execute(sql, params, prepare=True)
+                rows: list[ReadRow] = await cur.fetchall()
+            except psycopg.OperationalError as exc:
+                if attempt == 1 and not self._used and self._conn.broken:
+                    log.info("stale pooled read connection replaced: %s", exc)
+                    await self._pool.putconn(self._conn)
+                    self._conn = None
+                    self._conn = await self._pool.getconn()
+                    continue
+                raise _mapped(exc) from exc
+            except psycopg.Error as exc:
+                raise _mapped(exc) from exc
+            self._used = True
+            return ReadResult(rows)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+
+#: What a point query runs on: a transaction of the main pool, or a read connection.
+QueryConn = AsyncConnection | ReadConnection
+
+
+def _mapped(exc: psycopg.Error) -> Exception:
+    state = exc.sqlstate
+    mapped = _by_state(state) if state else DatabaseUnavailable()
+    if mapped is None:
+        return exc
+    log.warning("database error mapped to %s: %s", mapped.code, exc)
+    return mapped
