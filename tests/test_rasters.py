@@ -69,11 +69,14 @@ def test_catalogue_lists_the_demo_layers(client: TestClient) -> None:
         by_key
     )
     fl = by_key[FLOOD]
-    assert fl["data_type"] == "raster" and fl["unit"] == "m" and fl["return_period"] == 50
+    assert fl["data_type"] == "raster"
+    assert fl["unit"] == "m"
+    assert fl["return_period"] == 50
     assert fl["tiles"] == f"/rasters/{FLOOD}/{{z}}/{{x}}/{{y}}.png"
     assert [c["key"] for c in fl["scheme"]["classes"]][:2] == ["d005", "d05"]
     zones = by_key["geohazard_risk_zones"]
-    assert zones["data_type"] == "vector" and zones["vector_layer"] == "geohazard_zones"
+    assert zones["data_type"] == "vector"
+    assert zones["vector_layer"] == "geohazard_zones"
     assert zones["scheme_property"] == "risk_level"
     # Another county sees none of them.
     other = client.get("/hazard-layers", headers=auth("b_surveyor")).json()
@@ -84,9 +87,11 @@ def test_tilejson_has_the_legend(client: TestClient) -> None:
     doc = client.get(f"/rasters/{FLOOD}.json", headers=auth("a_viewer")).json()
     assert doc["tilejson"] == "3.0.0"
     assert doc["tiles"][0].endswith(f"/rasters/{FLOOD}/{{z}}/{{x}}/{{y}}.png")
-    assert len(doc["legend"]) == 5 and doc["legend"][0]["color"].startswith("#")
+    assert len(doc["legend"]) == 5
+    assert doc["legend"][0]["color"].startswith("#")
     w, s, e, n = doc["bounds"]
-    assert 113.0 < w < e < 113.4 and 27.7 < s < n < 28.1
+    assert 113.0 < w < e < 113.4
+    assert 27.7 < s < n < 28.1
 
 
 def test_tile_pixels_have_the_class_colours(client: TestClient, flood: dict[str, Any]) -> None:
@@ -100,7 +105,8 @@ def test_tile_pixels_have_the_class_colours(client: TestClient, flood: dict[str,
     z = 15
     tile = TMS.tile(lon, lat, z)
     r = client.get(f"/rasters/{FLOOD}/{z}/{tile.x}/{tile.y}.png", headers=auth("a_viewer"))
-    assert r.status_code == 200 and r.headers["content-type"] == "image/png"
+    assert r.status_code == 200
+    assert r.headers["content-type"] == "image/png"
     img = np.asarray(Image.open(io.BytesIO(r.content)).convert("RGBA"))
     assert img.shape == (256, 256, 4)
     bounds = TMS.xy_bounds(tile)
@@ -128,7 +134,8 @@ def test_tile_pixels_have_the_class_colours(client: TestClient, flood: dict[str,
                 assert got == want, (px, py, arr[rr, c])
                 coloured += 1
             checked += 1
-    assert checked > 1000 and coloured > 50
+    assert checked > 1000
+    assert coloured > 50
 
 
 def test_tile_outside_and_bad_knobs(client: TestClient) -> None:
@@ -138,9 +145,13 @@ def test_tile_outside_and_bad_knobs(client: TestClient) -> None:
         r = client.get(f"/rasters/{FLOOD}/12/3335/1716.png?{bad}", headers=h)
         assert r.status_code == 422, bad
         assert "tilesize" in r.text
-    assert client.get(f"/rasters/{FLOOD}/12/3335/1716.png?url=/etc/passwd", headers=h).status_code == 400
+    assert (
+        client.get(f"/rasters/{FLOOD}/12/3335/1716.png?url=/etc/passwd", headers=h).status_code
+        == 400
+    )
     r = client.get(f"/rasters/{FLOOD}/3/9/1.png", headers=h)
-    assert r.status_code == 400 and "path.x" in r.text
+    assert r.status_code == 400
+    assert "path.x" in r.text
     assert client.get(f"/rasters/{FLOOD}/25/1/1.png", headers=h).status_code == 422
     for key in ("nope", "..%2F..%2Fetc%2Fpasswd", "FLOOD", "a" * 80):
         assert client.get(f"/rasters/{key}/12/3335/1716.png", headers=h).status_code in (404, 422)
@@ -170,7 +181,8 @@ def test_point_value_matches_the_raster(client: TestClient, flood: dict[str, Any
             f"/rasters/{FLOOD}/point", params={"lon": lon, "lat": lat}, headers=auth("a_viewer")
         ).json()
         assert doc["value"] == pytest.approx(float(arr[rows[i], cols[i]]), abs=1e-6)
-        assert doc["class"] is not None and doc["unit"] == "m"
+        assert doc["class"] is not None
+        assert doc["unit"] == "m"
     # nodata and outside
     rows, cols = np.nonzero(arr == flood["nodata"])
     x, y = tr @ (cols[0] + 0.5, rows[0] + 0.5)
@@ -178,7 +190,9 @@ def test_point_value_matches_the_raster(client: TestClient, flood: dict[str, Any
     doc = client.get(
         f"/rasters/{FLOOD}/point", params={"lon": lon, "lat": lat}, headers=auth("a_viewer")
     ).json()
-    assert doc["value"] is None and doc["nodata"] is True and doc["class"] is None
+    assert doc["value"] is None
+    assert doc["nodata"] is True
+    assert doc["class"] is None
     r = client.get(
         f"/rasters/{FLOOD}/point", params={"lon": "NaN", "lat": 28}, headers=auth("a_viewer")
     )
@@ -224,18 +238,23 @@ def test_zonal_matches_numpy(client: TestClient, flood: dict[str, Any], demo_url
     v = client.get(
         f"/rasters/{FLOOD}/zonal", params={"by": "village"}, headers=auth("a_planner")
     ).json()
-    assert v["rows"] and all(len(r["code"]) == 12 for r in v["rows"])
+    assert v["rows"]
+    assert all(len(r["code"]) == 12 for r in v["rows"])
     csv = client.get(
         f"/rasters/{FLOOD}/zonal", params={"by": "grid", "format": "csv"}, headers=auth("a_planner")
     )
-    assert csv.status_code == 200 and csv.text.count("\n") >= 233
+    assert csv.status_code == 200
+    assert csv.text.count("\n") >= 233
     town = next(iter(rows))[:9]
     part = client.get(
         f"/rasters/{FLOOD}/zonal", params={"by": "grid", "admin": town}, headers=auth("a_planner")
     ).json()
-    assert part["rows"] and all(r["code"].startswith(town) for r in part["rows"])
+    assert part["rows"]
+    assert all(r["code"].startswith(town) for r in part["rows"])
     r = client.get(
-        f"/rasters/{FLOOD}/zonal", params={"by": "grid", "admin": "440304"}, headers=auth("a_planner")
+        f"/rasters/{FLOOD}/zonal",
+        params={"by": "grid", "admin": "440304"},
+        headers=auth("a_planner"),
     )
     assert r.status_code == 404
     r = client.get(f"/rasters/{FLOOD}/zonal", params={"by": "county"}, headers=auth("a_planner"))

@@ -372,7 +372,7 @@ SELECT need.code, c.id, c.name, c.grade, c.space_type, c.capacity, c.current_occ
        ST_X(c.geom) AS lon, ST_Y(c.geom) AS lat,
        ST_Distance(c.geom::geography, ST_SetSRID(ST_MakePoint(need.x, need.y), 4490)::geography)
            AS d
-FROM need CROSS JOIN cand"""
+FROM need CROSS JOIN cand c"""
 
 
 def assign_shelters(
@@ -628,7 +628,7 @@ async def run(
         await conn.execute(
             text(
                 "SELECT ST_AsGeoJSON(ST_SimplifyPreserveTopology(ST_GeomFromWKB(:wkb, 4490),"
-                " 0.00005), 6)::json AS g,"
+                " 0.00005), 6, 0)::json AS g,"
                 " ST_Area(ST_GeomFromWKB(:wkb, 4490)::geography) / 1e6 AS km2"
             ),
             {"wkb": params["wkb"]},

@@ -29,7 +29,7 @@ _UNITS = (
 
 _CHAIN_SQL = """WITH {units},
 t AS (SELECT {cols} FROM {table} t
-      WHERE t.admin_code = ANY((SELECT codes FROM units)) AND {extra})
+      WHERE t.admin_code = ANY(CAST((SELECT codes FROM units) AS varchar[])) AND {extra})
 SELECT t.*, ST_X(ST_PointOnSurface(t.geom)) AS lon, ST_Y(ST_PointOnSurface(t.geom)) AS lat,
        coalesce(array_agg(DISTINCT r.level) FILTER (WHERE r.level IS NOT NULL), '{{}}') AS levels,
        coalesce(bool_or(r.duty = 'monitor'), false) AS has_monitor
@@ -39,9 +39,11 @@ GROUP BY t.id, t.code, t.name, t.grade, t.geom
 ORDER BY t.code"""
 
 _ROUTES_SQL = """WITH {units},
-r AS (SELECT e.* FROM evacuation_route e WHERE e.admin_code = ANY((SELECT codes FROM units))
-      OR e.geohazard_point_id IN (SELECT p.id FROM geohazard_point p
-                                  WHERE p.admin_code = ANY((SELECT codes FROM units))))
+r AS (SELECT e.* FROM evacuation_route e
+      WHERE e.admin_code = ANY(CAST((SELECT codes FROM units) AS varchar[]))
+         OR e.geohazard_point_id IN (
+             SELECT p.id FROM geohazard_point p
+             WHERE p.admin_code = ANY(CAST((SELECT codes FROM units) AS varchar[]))))
 SELECT r.id, r.name, r.geohazard_point_id, r.shelter_id, s.name AS shelter,
        s.capacity, s.current_occupancy, s.status,
        EXISTS (SELECT 1 FROM geohazard_zone z WHERE z.geom && r.geom
@@ -62,7 +64,7 @@ c AS (SELECT r.shelter_id, sum(p.threatened_people) AS people
 SELECT s.id, s.name, s.capacity, s.current_occupancy, c.people, ST_X(s.geom) AS lon,
        ST_Y(s.geom) AS lat
 FROM shelter s JOIN c ON c.shelter_id = s.id
-WHERE s.admin_code = ANY((SELECT codes FROM units)) AND c.people > s.capacity
+WHERE s.admin_code = ANY(CAST((SELECT codes FROM units) AS varchar[])) AND c.people > s.capacity
 ORDER BY c.people - s.capacity DESC, s.id"""
 
 

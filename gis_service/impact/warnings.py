@@ -69,7 +69,7 @@ _FEATURE = """SELECT w.id, w.kind, w.source_kind, w.level, w.admin_codes, w.issu
        (w.valid_from IS NULL OR w.valid_from <= now())
            AND (w.valid_to IS NULL OR w.valid_to > now()) AS active,
        ST_Area(w.geom::geography) / 1e6 AS km2,
-       ST_AsGeoJSON(ST_SimplifyPreserveTopology(w.geom, 0.00005), 6)::json AS g
+       ST_AsGeoJSON(ST_SimplifyPreserveTopology(w.geom, 0.00005), 6, 0)::json AS g
 FROM warning w"""
 
 
