@@ -601,8 +601,18 @@ def serve(
     host: Annotated[str | None, typer.Option(help="bind address (default 127.0.0.1)")] = None,
     port: Annotated[int | None, typer.Option(help="port (default 8000)")] = None,
     workers: Annotated[int, typer.Option(min=1, max=16, help="worker processes")] = 1,
+    loop: Annotated[
+        str, typer.Option(help="event loop: auto (uvloop when installed), uvloop or asyncio")
+    ] = "auto",
 ) -> None:
-    """Serve the API and the web map (starts the embedded database if needed)."""
+    """Serve the API and the web map (starts the embedded database if needed).
+
+    Each worker keeps its own tile cache, pool and change feed; two workers on two cores
+    serve warm tiles about twice as fast as one (benchmarks/tiles.md).
+    """
+    if loop not in {"auto", "uvloop", "asyncio"}:
+        err.print(f"[red]--loop {loop}[/]: use auto, uvloop or asyncio")
+        raise typer.Exit(code=2)
     import socket
 
     import uvicorn
@@ -632,6 +642,7 @@ def serve(
         host=host,
         port=port,
         workers=workers,
+        loop=loop,
         log_level="info",
         proxy_headers=False,
         server_header=False,

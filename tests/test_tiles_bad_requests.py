@@ -13,6 +13,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import event
 
 from gis_service.api.app import create_app
+from gis_service.api.routes import tiles as tile_routes
 from gis_service.db import migrate
 from gis_service.demo.loader import psycopg_conninfo
 from gis_service.domain.users import hash_token
@@ -43,9 +44,19 @@ def statements(client: TestClient, monkeypatch: pytest.MonkeyPatch) -> Iterator[
         seen.append("fetch")
         return await fetch(self, *args)
 
+    def counted_auth(real: Any) -> Any:
+        async def auth(*args: Any) -> Any:
+            seen.append("auth")
+            return await real(*args)
+
+        return auth
+
     monkeypatch.setattr(TileService, "_render", counted_render)
     monkeypatch.setattr(TileService, "fetch", counted_fetch)
-    client.app.state.tile_auth.clear()  # type: ignore[attr-defined]
+    # Both tile paths (the ASGI fast path and the Starlette route) authenticate through these.
+    for name in ("_principal", "_fast_principal"):
+        monkeypatch.setattr(tile_routes, name, counted_auth(getattr(tile_routes, name)))
+    client.app.state.tiles.forget_principals()  # type: ignore[attr-defined]
     yield seen
     event.remove(engine, "before_cursor_execute", on_execute)
 

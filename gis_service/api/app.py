@@ -9,12 +9,15 @@ from pathlib import Path
 
 from fastapi import FastAPI
 from fastapi.responses import HTMLResponse
-from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.staticfiles import StaticFiles
 
 from gis_service import __version__
 from gis_service.api import errors
-from gis_service.api.middleware import BodyLimitMiddleware, RequestIdMiddleware
+from gis_service.api.middleware import (
+    BodyLimitMiddleware,
+    RequestIdMiddleware,
+    TrustedHostMiddleware,
+)
 from gis_service.api.routes import (
     auth,
     enterprises,
@@ -109,6 +112,8 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
         async def home() -> HTMLResponse:
             return HTMLResponse('<a href="/docs">gis-service API</a>')
 
+    # Innermost: well-formed tile requests are answered here, after host/id/body checks.
+    app.add_middleware(tiles.TileFastPath)
     app.add_middleware(
         BodyLimitMiddleware,
         max_bytes=settings.api.max_body_bytes,

@@ -1,15 +1,52 @@
-"""Pure ASGI middleware: request ids and the request-body cap (cheap on the tile path)."""
+"""Pure ASGI middleware: request ids, trusted hosts and the body cap (cheap on the tile path)."""
 
 from __future__ import annotations
 
 import re
 import uuid
 
+from starlette.middleware.trustedhost import TrustedHostMiddleware as _StarletteTrustedHost
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gis_service.errors import TooLarge
 
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
+_ACCEPTED_HOSTS_MAX = 256
+
+
+def _first_header(scope: Scope, name: bytes) -> bytes | None:
+    for key, value in scope["headers"]:
+        if key == name:
+            return bytes(value)
+    return None
+
+
+class TrustedHostMiddleware(_StarletteTrustedHost):
+    """Starlette's Host check, with the Host values it accepted remembered.
+
+    Its verdict depends on the header value alone; re-parsing and matching it on every tile
+    request was measurable CPU. Unknown values (and every refusal) still go through
+    Starlette's code, so answers are unchanged.
+    """
+
+    def __init__(self, app: ASGIApp, allowed_hosts: list[str], www_redirect: bool = True) -> None:
+        super().__init__(self._passed, allowed_hosts=allowed_hosts, www_redirect=www_redirect)
+        self.downstream = app
+        self._accepted: set[bytes] = set()
+
+    async def _passed(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and len(self._accepted) < _ACCEPTED_HOSTS_MAX:
+            host = _first_header(scope, b"host")
+            if host is not None:
+                self._accepted.add(host)
+        await self.downstream(scope, receive, send)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Pass a remembered Host straight through; check anything else."""
+        if scope["type"] == "http" and _first_header(scope, b"host") in self._accepted:
+            await self.downstream(scope, receive, send)
+            return
+        await super().__call__(scope, receive, send)
 
 
 class RequestIdMiddleware:

@@ -4,8 +4,11 @@ Migration 0005's statement triggers announce each write (table and bbox) on comm
 any process: API edits, CLI imports, ``psql``. Two ways to be sure a cached tile is fresh:
 
 * ``strict`` (default): a cache hit first makes one round trip on the listening connection
-  (``SELECT 1``). PostgreSQL delivers pending notifications before it answers, so every
-  write committed before the request arrived has been applied: never stale.
+  (an empty query sent through libpq, ~30 µs of Python; concurrent hits share one round
+  trip that started after they arrived). PostgreSQL delivers pending notifications before
+  it answers, so every write whose COMMIT had returned before the request arrived has been
+  applied: never stale. What it does not promise: a write still committing while the
+  request is served may or may not show (it was not "before the request").
 * ``notify``: the cache hit only reads what already reached the socket (one non-blocking
   ``recv``); cheaper, but stale for the notification latency (usually sub-millisecond,
   more on a busy machine).
@@ -19,19 +22,30 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import time
 from collections.abc import Callable
 from typing import Any, Literal
 
 import psycopg
+from psycopg import generators
+from psycopg.pq import ExecStatus
 
 log = logging.getLogger(__name__)
 
 CHANNEL = "gis_tile_change"
+_CHANNEL_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 #: ``application_name`` of the listening connection (visible in ``pg_stat_activity``).
 APP_NAME = "gis-tile-feed"
 BBox = tuple[float, float, float, float]
 Freshness = Literal["strict", "notify"]
+
+
+def quote_channel(name: str) -> str:
+    """A channel name safe to splice into ``LISTEN`` (constants only; checked anyway)."""
+    if not _CHANNEL_NAME.fullmatch(name):
+        raise ValueError(f"bad channel name {name!r}")
+    return name
 
 
 def parse_payload(payload: str) -> tuple[str, BBox | None] | None:
@@ -48,6 +62,20 @@ def parse_payload(payload: str) -> tuple[str, BBox | None] | None:
     return parts[1], (x0, y0, x1, y1)
 
 
+async def _ping(conn: psycopg.AsyncConnection[Any]) -> None:
+    """One empty-query round trip through libpq (no cursor): what strict freshness waits for.
+
+    The backend sends every notification it was signalled for before answering, and a
+    writer's COMMIT signals listeners before its client is told the commit happened.
+    psycopg hands the notifications to ``_on_notify`` while reading the answer.
+    """
+    pgconn = conn.pgconn
+    pgconn.send_query(b"")
+    for result in await conn.wait(generators.execute(pgconn)):
+        if result.status == ExecStatus.FATAL_ERROR:
+            raise psycopg.errors.error_from_result(result)
+
+
 class ChangeFeed:
     """One listening connection feeding ``on_change`` (table, bbox) and ``on_reset``."""
 
@@ -59,8 +87,12 @@ class ChangeFeed:
         *,
         freshness: Freshness = "strict",
         retry_s: float = 1.0,
+        also: dict[str, Callable[[], object]] | None = None,
     ) -> None:
         self.conninfo = conninfo
+        #: Other channels heard on the same connection (e.g. user/token changes for the tile
+        #: path's principal memo): one round trip then makes both caches fresh.
+        self.also = dict(also or {})
         self.on_change = on_change
         self.on_reset = on_reset
         self.freshness = freshness
@@ -86,7 +118,14 @@ class ChangeFeed:
             self.on_change(*parsed)
 
     def _on_notify(self, note: psycopg.Notify) -> None:
-        self._apply(note.payload)
+        self._heard(note.channel, note.payload)
+
+    def _heard(self, channel: str, payload: str) -> None:
+        if channel == CHANNEL:
+            self._apply(payload)
+        elif (callback := self.also.get(channel)) is not None:
+            self.received += 1
+            callback()
 
     async def connect(self) -> bool:
         """Open the listening connection now; clears the cache (changes may have been missed)."""
@@ -95,7 +134,8 @@ class ChangeFeed:
                 self.conninfo, autocommit=True, connect_timeout=2, application_name=APP_NAME
             )
             conn.add_notify_handler(self._on_notify)
-            await conn.execute(f"LISTEN {CHANNEL}")
+            for channel in (CHANNEL, *self.also):
+                await conn.execute(f"LISTEN {quote_channel(channel)}")
         except psycopg.Error as exc:
             log.warning("tile change feed unavailable: %s", exc)
             return False
@@ -159,7 +199,7 @@ class ChangeFeed:
                     current = self._conn  # the live connection, even if it was replaced
                     if current is None:
                         raise psycopg.OperationalError("tile change feed is down")
-                    await current.execute("SELECT 1")
+                    await _ping(current)
                 except Exception as exc:  # noqa: BLE001 - handed to every waiter
                     this_round.set_exception(exc)
                     this_round.exception()  # retrieved even if every waiter was cancelled
@@ -176,7 +216,7 @@ class ChangeFeed:
         pgconn.consume_input()
         pgconn.consume_input()
         while (note := pgconn.notifies()) is not None:
-            self._apply(note.extra.decode("utf-8", "replace"))
+            self._heard(note.relname.decode(), note.extra.decode("utf-8", "replace"))
 
     async def _lost(self) -> None:
         conn, self._conn = self._conn, None

@@ -32,5 +32,8 @@ class TileSettings(BaseSettings):
     auth_cache_s: float = Field(default=10.0, ge=0, le=300)
     #: PMTiles archives served under ``/pmtiles/{name}.pmtiles``.
     pmtiles_dir: Path = Path(".gis-data/pmtiles")
+    #: Serve well-formed tile requests from the pure ASGI front (``TileFastPath``) instead
+    #: of routing them through FastAPI; ``false`` only to compare the two paths.
+    fast_path: bool = True
     #: Bytes above which a tile is reported as oversized (header ``X-Tile-Oversized``).
     max_tile_bytes: int = Field(default=500_000, ge=1024)

@@ -16,7 +16,9 @@ numbers computed from the registry, so one statement text exists per layer and z
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import hashlib
+import re
+from dataclasses import dataclass, field
 from typing import Any
 
 from gis_service.registry import LayerSpec, quote_ident
@@ -24,15 +26,62 @@ from gis_service.tiles.tilemath import pixel_degrees
 from gis_service.types import STORAGE_SRID
 
 _CASTS = {"date": "::text", "datetime": "::text"}
+_NAMED = re.compile(r"%\((\w+)\)s")
+
+
+def _text(value: Any) -> bytes | None:
+    """A bound value in PostgreSQL's text format (the server infers its type from the SQL)."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return b"t" if value else b"f"
+    return str(value).encode()
 
 
 @dataclass(frozen=True)
 class TileQuery:
-    """One statement and the extra parameters it binds besides z/x/y/scope."""
+    """One statement and the extra parameters it binds besides z/x/y/scope.
+
+    ``positional`` is the same text with ``$n`` placeholders (``order`` names them) and
+    ``name`` a stable statement name: the tile service prepares it once per connection
+    and executes it through libpq directly (no per-tile query parsing in Python).
+    """
 
     sql: str
     params: dict[str, Any]
     cap: int
+    positional: bytes = field(init=False, repr=False)
+    order: tuple[str, ...] = field(init=False, repr=False)
+    name: bytes = field(init=False, repr=False)
+    #: Text-format values of ``params`` (bound after z/x/y/scope).
+    extra: dict[str, bytes | None] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        order: list[str] = []
+
+        def number(match: re.Match[str]) -> str:
+            key = match.group(1)
+            if key not in order:
+                order.append(key)
+            return f"${order.index(key) + 1}"
+
+        text = _NAMED.sub(number, self.sql)
+        digest = hashlib.blake2b(text.encode(), digest_size=10).hexdigest()
+        object.__setattr__(self, "positional", text.encode())
+        object.__setattr__(self, "order", tuple(order))
+        object.__setattr__(self, "name", f"gis_tile_{digest}".encode())
+        object.__setattr__(self, "extra", {k: _text(v) for k, v in self.params.items()})
+
+    def values(self, z: int, x: int, y: int, scope: str | None) -> list[bytes | None]:
+        """The positional parameters in text format, in ``order``."""
+        given: dict[str, bytes | None] = {
+            "z": str(z).encode(),
+            "x": str(x).encode(),
+            "y": str(y).encode(),
+            "scope": None if scope is None else scope.encode(),
+        }
+        extra = self.extra
+        return [given[k] if k in given else extra[k] for k in self.order]
 
 
 def _filters(spec: LayerSpec) -> tuple[list[str], dict[str, Any]]:
