@@ -251,3 +251,61 @@ def _print_report(report: dict[str, Any]) -> None:
         )
     out.print(table)
     out.print(report["formula_zh"])
+
+
+# ---------------------------------------------------------------------------
+# Hazard overlays (issue 9): register a raster or zone layer
+# ---------------------------------------------------------------------------
+@app.command("add")
+def add_layer(  # noqa: PLR0917 - one option per layer field
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True)],
+    hazard_type: Annotated[str, typer.Option("--type", help="flood, landslide, forest_fire …")],
+    scheme: Annotated[str, typer.Option("--scheme", help="classification scheme key")],
+    name: Annotated[str, typer.Option("--name", help="layer key (a-z, 0-9, _)")],
+    title: Annotated[str | None, typer.Option(help="Chinese title (default: the key)")] = None,
+    kind: Annotated[str, typer.Option(help="hazard | risk | prevention_zoning")] = "hazard",
+    scenario: Annotated[str | None, typer.Option(help="e.g. 50年一遇, 2026-07-01")] = None,
+    return_period: Annotated[int | None, typer.Option(min=1, help="years")] = None,
+    unit: Annotated[str | None, typer.Option(help="unit of the values (m, 指数 …)")] = None,
+    year: Annotated[int | None, typer.Option(min=1900, max=2100)] = None,
+    admin: AdminOpt = None,
+    class_field: Annotated[str | None, typer.Option(help="zones: column with class keys")] = None,
+    value_field: Annotated[str | None, typer.Option(help="zones: numeric column")] = None,
+    replace: Annotated[bool, typer.Option(help="overwrite a layer of the same name")] = False,
+) -> None:
+    """Add a hazard layer: a GeoTIFF (any CRS, kept nodata) → COG, or polygons → zones."""
+    from gis_service.db.engine import resolve_url
+    from gis_service.db.rasters import LayerMeta
+    from gis_service.impact import importer
+    from gis_service.settings import load_settings
+
+    settings = load_settings()
+    meta = LayerMeta(
+        key=name,
+        title=title or name,
+        hazard_type=hazard_type,
+        layer_kind=kind,
+        scheme_key=scheme,
+        unit=unit,
+        scenario=scenario,
+        return_period=return_period,
+        year=year,
+        producer="cli",
+        admin_code=admin,
+    )
+    try:
+        done = importer.add(
+            resolve_url(settings.db),
+            file,
+            meta,
+            max_pixels=settings.raster.max_pixels,
+            replace=replace,
+            class_field=class_field,
+            value_field=value_field,
+        )
+    except GisError as exc:
+        err.print(f"[bold red]error:[/] {exc.detail}")
+        err.print(f"[red]错误：[/]{exc.detail_zh}")
+        raise typer.Exit(code=1) from exc
+    what = f"COG {done.sha256[:12]}" if done.sha256 else f"{done.features} zones"
+    out.print(f"hazard layer [bold]{done.key}[/] ({done.data_type}, {what}) id={done.layer_id}")

@@ -327,3 +327,38 @@ async def zones(
         }
         for r in await conn.execute(text(sql), params)
     ]
+
+
+async def zone_features(
+    conn: AsyncConnection, principal: Principal, key: str, *, limit: int = 5000
+) -> dict[str, Any]:
+    """The polygons of a vector hazard layer kept in ``hazard_zone``, as GeoJSON."""
+    layer = await get_layer(conn, principal, key)
+    if layer.data_type != "vector" or layer.tile_layer is not None:
+        raise not_found(key)
+    rows = await conn.execute(
+        text(
+            "SELECT z.id, z.class_key, z.value, z.name,"
+            " ST_AsGeoJSON(ST_SimplifyPreserveTopology(z.geom, 0.00002), 6, 0)::json AS g"
+            " FROM hazard_zone z WHERE z.layer_id = :l ORDER BY z.id LIMIT :n"
+        ),
+        {"l": layer.id, "n": limit},
+    )
+    colours = {c.key: c.color for c in layer.scheme.classes} if layer.scheme else {}
+    return {
+        "type": "FeatureCollection",
+        "features": [
+            {
+                "type": "Feature",
+                "id": int(r.id),
+                "geometry": r.g,
+                "properties": {
+                    "class_key": r.class_key,
+                    "value": r.value,
+                    "name": r.name,
+                    "color": colours.get(r.class_key or ""),
+                },
+            }
+            for r in rows
+        ],
+    }

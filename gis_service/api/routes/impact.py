@@ -70,6 +70,7 @@ def _catalogue_entry(layer: catalog.HazardLayer) -> dict[str, Any]:
         "tilejson": f"/rasters/{layer.key}.json"
         if raster
         else (f"/tiles/{tile_layer}.json" if tile_layer else None),
+        "geojson": None if raster or tile_layer else f"/hazard-layers/{layer.key}/zones",
         "vector_layer": None if raster else tile_layer,
         "scheme_property": None if raster else layer.class_property,
     }
@@ -81,6 +82,13 @@ async def hazard_layers(user: CurrentUser, db: DbDep) -> dict[str, Any]:
     async with db.tx() as conn:
         layers = await catalog.list_layers(conn, user)
     return {"layers": [_catalogue_entry(layer) for layer in layers]}
+
+
+@api.get("/hazard-layers/{layer}/zones", summary="Polygons of an imported vector hazard layer")
+async def hazard_zones(layer: LayerKey, user: CurrentUser, db: DbDep) -> dict[str, Any]:
+    """GeoJSON of the zones (class key, value, colour) of a layer added by ``hazards add``."""
+    async with db.tx() as conn:
+        return await catalog.zone_features(conn, user, layer)
 
 
 async def _raster_layer(db: Any, user: Principal, key: str) -> catalog.HazardLayer:
