@@ -417,7 +417,9 @@ def test_cli_partition_commit_and_report(grid_db: str) -> None:
             " + 40 * (SELECT count(*) FROM enterprise WHERE admin_code = %(c)s"
             "         AND risk_level IN ('red', 'orange'))"
             " + 20 * (SELECT count(*) FROM geohazard_point WHERE admin_code = %(c)s"
-            "         AND NOT closed)",
+            "         AND NOT closed)"
+            " + 0.5 * (SELECT coalesce(sum(people), 0) FROM facility"
+            "          WHERE admin_code = %(c)s AND kind = 'welfare_home')",
             {"c": "430204002001"},
         ).fetchone()
     from gis_service.grids.partition import choose_k

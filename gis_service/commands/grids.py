@@ -78,6 +78,20 @@ def partition(  # noqa: PLR0917 - one option per parameter
     weight: Annotated[
         bool, typer.Option("--weight", help="balance workload: red/orange firms, geohazards")
     ] = False,
+    special: Annotated[
+        str,
+        typer.Option(
+            help="专属网格, comma-separated: facility kinds (school,hospital,market), "
+            "large_enterprise, facility:ID, enterprise:ID"
+        ),
+    ] = "",
+    hard_barriers: Annotated[
+        bool,
+        typer.Option(
+            "--hard-barriers/--soft-barriers",
+            help="with a crossing layer, cross rivers/rail/major roads only at crossings",
+        ),
+    ] = True,
     as_json: Annotated[bool, typer.Option("--json", help="print the report as JSON")] = False,
 ) -> None:
     """Propose grids (and with --commit, make them current), then print a quality report."""
@@ -103,6 +117,8 @@ def partition(  # noqa: PLR0917 - one option per parameter
                     seed=seed,
                     warm=not cold,
                     weight=weight,
+                    special=tuple(s.strip() for s in special.split(",") if s.strip()),
+                    hard_barriers=hard_barriers,
                 )
                 pid = store.create_proposal(conn, req, user)
             with _bar() as bar:
@@ -151,6 +167,12 @@ def _report(pid: int, q: dict[str, Any], result: dict[str, Any] | None) -> None:
         f"boundary on streets/rivers: {q['boundary_on_barriers_share']:.1%}  "
         f"timings: {q['timings_s']}"
     )
+    for c in q["per_community"]:
+        for sg in c.get("special_grids", []):
+            out.print(
+                f"专属网格 in {c['community_code']}: {', '.join(sg['features'])} "
+                f"({sg['households']} households, outside the balance)"
+            )
     if q["too_small_communities"]:
         out.print(f"too small for one full grid: {', '.join(q['too_small_communities'])}")
     if result:

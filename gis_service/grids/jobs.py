@@ -85,7 +85,7 @@ def proposal_view(
     geom_sql = "ST_AsGeoJSON(geom, 7)" if geometry else "NULL"
     grids = conn.execute(
         text(
-            f"""SELECT community_code, label, grid_code, kind, households, population,
+            f"""SELECT community_code, label, grid_code, kind, special, households, population,
                        round(area_m2::numeric, 1) AS area_m2,
                        round(polsby_popper::numeric, 3) AS polsby_popper, pieces,
                        {geom_sql} AS gj
@@ -100,7 +100,11 @@ def proposal_view(
         props = {k: v for k, v in g._mapping.items() if k != "gj"}
         props["area_m2"] = float(props["area_m2"])
         props["polsby_popper"] = float(props["polsby_popper"])
-        props["deviation"] = round((g.households - target) / target, 4)
+        props["special"] = list(g.special)
+        # a 专属网格 is outside the balance: no deviation from the target
+        props["deviation"] = (
+            None if g.kind == "dedicated" else round((g.households - target) / target, 4)
+        )
         features.append(
             {
                 "type": "Feature",
@@ -110,4 +114,23 @@ def proposal_view(
             }
         )
     out["grids"] = {"type": "FeatureCollection", "features": features}
+    out["crs"] = "CRS84"  # lon/lat on CGCS2000 (SRID 4490), which GeoJSON viewers draw as WGS84
+    out["bbox"] = _bbox(features)
     return out
+
+
+def _bbox(features: list[dict[str, Any]]) -> list[float] | None:
+    """[west, south, east, north] of the proposed grids, to fit the map to them."""
+    xs: list[float] = []
+    ys: list[float] = []
+    for f in features:
+        geom = f["geometry"]
+        if not geom:
+            continue
+        for poly in geom["coordinates"]:
+            for ring in poly:
+                xs.extend(p[0] for p in ring)
+                ys.extend(p[1] for p in ring)
+    if not xs:
+        return None
+    return [min(xs), min(ys), max(xs), max(ys)]

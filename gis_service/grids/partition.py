@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import math
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -32,17 +32,27 @@ from numba import njit
 from numpy.typing import NDArray
 
 __all__ = [
+    "BRIDGE_COST",
     "Params",
     "Plan",
     "UnitGraph",
+    "block_groups",
     "choose_k",
+    "coarsen",
     "components",
+    "induced",
     "partition",
     "partition_many",
 ]
 
 F64 = NDArray[np.float64]
 I64 = NDArray[np.int64]
+
+#: Cut cost per metre of the edges that only keep a community graph connected (across a
+#: hard barrier with no crossing, or to an exclave; their length is 1 m). The regions they
+#: join are partitioned apart when each is big enough for a grid of its own; a smaller one
+#: joins its bridged neighbour.
+BRIDGE_COST = 1e3
 
 
 @dataclass(frozen=True)
@@ -62,6 +72,9 @@ class UnitGraph:
     edge_len: F64
     edge_cost: F64
     weight: F64 | None = None
+    #: Street block of each unit (units of one block are one connected piece), when known:
+    #: small blocks are then kept whole (see ``Params.block_frac``).
+    block: I64 | None = None
 
     @property
     def n(self) -> int:
@@ -108,6 +121,10 @@ class Params:
     passes: int = 40
     n_starts: int = 6
     seed: int = 0
+    #: Blocks holding at most this share of the target are placed whole first (a coarse
+    #: partition of blocks and the units of big blocks), then every unit is refined: grid
+    #: boundaries then run along the streets that bound blocks instead of through them.
+    block_frac: float = 0.7
 
 
 @dataclass
@@ -546,6 +563,9 @@ def partition(
     w = g.load
     total = float(w.sum())
     if k is None:
+        regions = _regions(g, p.target * (1 - p.tolerance))
+        if regions is not None:
+            return _partition_regions(g, regions, p, anchor)
         k = choose_k(total, p.target)
     k = max(1, min(k, g.n))
     notes: list[str] = []
@@ -567,11 +587,15 @@ def partition(
     starts: list[I64] = []
     if warm:
         assert anchor is not None
-        seed_lab = anchor.copy()
         # new units (−1) join the grid of a labelled neighbour
-        seed_lab = _adopt_orphans(seed_lab, indptr, indices)
-        starts.append(seed_lab)
-    else:
+        starts.append(_adopt_orphans(anchor.copy(), indptr, indices))
+    elif g.block is not None:
+        groups = block_groups(g, p.target * p.block_frac)
+        if int(groups.max()) + 1 < g.n:
+            coarse = partition(coarsen(g, groups), k, replace(p, block_frac=0.0))
+            starts.append(coarse.labels[groups])
+            notes.append("small street blocks placed whole")
+    if not starts:
         for s in range(p.n_starts):
             rng = np.random.default_rng(p.seed * 1000 + s)
             starts.append(_power_seed(g, k, rng))
@@ -592,6 +616,121 @@ def partition(
     if warm:
         notes.append("warm start from the current grids")
     return _finish(g, best_lab, k, best_score, notes)
+
+
+def _regions(g: UnitGraph, min_load: float) -> I64 | None:
+    """Regions joined only by bridge edges (small ones merged in), or None when only one."""
+    bridge = g.edge_cost >= BRIDGE_COST * g.edge_len  # (a cut elsewhere costs ≤ its length)
+    if not bridge.any():
+        return None
+    inner = replace(g, edge_a=g.edge_a[~bridge], edge_b=g.edge_b[~bridge],
+                    edge_len=g.edge_len[~bridge], edge_cost=g.edge_cost[~bridge])  # fmt: skip
+    indptr, indices, _, _ = inner.csr()
+    comp, nc = components(indptr, indices, np.zeros(g.n, dtype=np.int64))
+    if nc <= 1:
+        return None
+    parent = np.arange(nc)
+
+    def root(r: int) -> int:
+        while parent[r] != r:
+            r = int(parent[r])
+        return r
+
+    load = np.bincount(comp, weights=g.load, minlength=nc)
+    ba, bb = comp[g.edge_a[bridge]], comp[g.edge_b[bridge]]
+    for r in np.argsort(load, kind="stable").tolist():
+        if load[root(r)] >= min_load:
+            continue
+        here = root(r)
+        for x, y in zip(ba.tolist(), bb.tolist(), strict=True):
+            rx, ry = root(x), root(y)
+            if rx != ry and here in (rx, ry):
+                other = ry if rx == here else rx
+                parent[here] = other
+                load[other] += load[here]
+                break
+    roots = np.asarray([root(r) for r in range(nc)])[comp]
+    _, out = np.unique(roots, return_inverse=True)
+    return None if out.max() == 0 else out.astype(np.int64)
+
+
+def induced(g: UnitGraph, idx: I64) -> UnitGraph:
+    """The graph of the units ``idx`` (edges with both ends among them)."""
+    local = np.full(g.n, -1, dtype=np.int64)
+    local[idx] = np.arange(idx.size)
+    m = (local[g.edge_a] >= 0) & (local[g.edge_b] >= 0)
+    return UnitGraph(
+        xy=g.xy[idx],
+        area=g.area[idx],
+        households=g.households[idx],
+        population=g.population[idx],
+        edge_a=local[g.edge_a[m]],
+        edge_b=local[g.edge_b[m]],
+        edge_len=g.edge_len[m],
+        edge_cost=g.edge_cost[m],
+        weight=None if g.weight is None else g.weight[idx],
+        block=None if g.block is None else g.block[idx],
+    )
+
+
+def _partition_regions(g: UnitGraph, regions: I64, p: Params, anchor: I64 | None) -> Plan:
+    """Partition each region apart (its own k) and number the grids one after the other."""
+    labels = np.zeros(g.n, dtype=np.int64)
+    offset, score = 0, 0.0
+    for r in range(int(regions.max()) + 1):
+        idx = np.nonzero(regions == r)[0]
+        anc = None
+        if anchor is not None:
+            known = anchor[idx]
+            kept, local = np.unique(known[known >= 0], return_inverse=True)
+            anc = -np.ones(idx.size, dtype=np.int64)
+            anc[known >= 0] = local
+            anc = anc if kept.size else None
+        plan = partition(induced(g, idx), None, p, anc)
+        labels[idx] = plan.labels + offset
+        offset += plan.k
+        score += plan.score
+    notes = [f"{int(regions.max()) + 1} regions apart (hard barriers without crossings)"]
+    return _finish(g, labels, offset, score, notes)
+
+
+def block_groups(g: UnitGraph, max_load: float) -> I64:
+    """Coarse unit of each unit: its block when the block's load is at most ``max_load``."""
+    assert g.block is not None
+    _, blk = np.unique(g.block, return_inverse=True)
+    small = np.bincount(blk, weights=g.load)[blk] <= max_load
+    nb = int(blk.max()) + 1 if blk.size else 0
+    grp = np.where(small, blk, nb + np.arange(g.n))
+    _, grp = np.unique(grp, return_inverse=True)
+    return grp.astype(np.int64)
+
+
+def coarsen(g: UnitGraph, groups: I64) -> UnitGraph:
+    """The graph of unit groups: sums of counts and area, area-weighted centres, summed edges."""
+    m = int(groups.max()) + 1
+
+    def total(w: F64, index: I64, size: int) -> F64:
+        return np.bincount(index, weights=w, minlength=size).astype(np.float64)
+
+    a = total(g.area, groups, m)
+    safe = np.where(a > 0, a, 1.0)
+    cx = np.bincount(groups, weights=g.area * g.xy[:, 0], minlength=m) / safe
+    cy = np.bincount(groups, weights=g.area * g.xy[:, 1], minlength=m) / safe
+    ga, gb = groups[g.edge_a], groups[g.edge_b]
+    keep = ga != gb
+    lo, hi = np.minimum(ga, gb)[keep], np.maximum(ga, gb)[keep]
+    key, inv = np.unique(lo * m + hi, return_inverse=True)
+    return UnitGraph(
+        xy=np.c_[cx, cy],
+        area=a,
+        households=np.bincount(groups, weights=g.households, minlength=m).astype(np.int64),
+        population=np.bincount(groups, weights=g.population, minlength=m).astype(np.int64),
+        edge_a=(key // m).astype(np.int64),
+        edge_b=(key % m).astype(np.int64),
+        edge_len=total(g.edge_len[keep], inv.ravel(), key.size),
+        edge_cost=total(g.edge_cost[keep], inv.ravel(), key.size),
+        weight=None if g.weight is None else total(g.weight, groups, m),
+    )
 
 
 def _usable_anchor(anchor: I64, k: int) -> bool:

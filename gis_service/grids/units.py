@@ -18,16 +18,30 @@ import numpy as np
 import shapely
 from numpy.typing import NDArray
 
-from gis_service.grids.partition import UnitGraph
+from gis_service.grids.partition import BRIDGE_COST, UnitGraph, induced
 
-__all__ = ["MAJOR_KINDS", "CommunityUnits", "adjacency", "build_units"]
+__all__ = [
+    "MAJOR_KINDS",
+    "CommunityUnits",
+    "adjacency",
+    "build_units",
+    "pin_special",
+    "subgraph",
+]
 
 MIN_SHARED_M = 0.5
 SNAP_M = 0.004
-STREET_FACTOR = 0.2
-MAJOR_FACTOR = 0.1
-#: Barrier kinds that make the cheapest cuts (a grid boundary there costs least).
+STREET_FACTOR = 0.1
+MAJOR_FACTOR = 0.05
+#: Barrier kinds that make the cheapest cuts (a grid boundary there costs least); they are
+#: also the *hard* barriers: with a crossing layer, only a crossing joins their two sides.
 MAJOR_KINDS = ("road_major", "river", "rail")
+#: A crossing joins the units whose shared edge passes within this distance of it.
+CROSSING_M = 30.0
+#: A 专属网格 takes its whole street block when the block is at most this big (a compound) …
+SPECIAL_BLOCK_M2 = 40_000.0
+#: … and otherwise the units of its block within this distance of the feature.
+SPECIAL_RADIUS_M = 80.0
 
 ObjArr = NDArray[np.object_]
 I64 = NDArray[np.int64]
@@ -54,8 +68,12 @@ def build_units(  # noqa: PLR0917
     bld_pop: I64,
     lines: ObjArr | None = None,
     line_major: NDArray[np.bool_] | None = None,
+    crossings: ObjArr | None = None,
 ) -> CommunityUnits:
-    """Voronoi cells of the buildings inside each block, plus empty blocks, with adjacency."""
+    """Voronoi cells of the buildings inside each block, plus empty blocks, with adjacency.
+
+    ``crossings`` (points, possibly none) switches the major lines to hard barriers.
+    """
     blocks = np.asarray(blocks, dtype=object)
     pts = shapely.points(bld_xy) if len(bld_ids) else np.empty(0, dtype=object)
     # building -> block (a point exactly on a street goes to the nearest block)
@@ -126,7 +144,7 @@ def build_units(  # noqa: PLR0917
             ubld.append(members[s] if own else [])
     garr = np.asarray(geoms, dtype=object)
     block_arr = np.asarray(ublock, dtype=np.int64)
-    ea, eb, elen, ecost = adjacency(garr, block_arr, lines, line_major)
+    ea, eb, elen, ecost = adjacency(garr, block_arr, lines, line_major, crossings)
     cent = shapely.centroid(garr)
     graph = UnitGraph(
         xy=np.c_[shapely.get_x(cent), shapely.get_y(cent)],
@@ -137,6 +155,7 @@ def build_units(  # noqa: PLR0917
         edge_b=eb,
         edge_len=elen,
         edge_cost=ecost,
+        block=block_arr,
     )
     return CommunityUnits(code, garr, block_arr, ubld, graph)
 
@@ -159,8 +178,13 @@ def adjacency(
     block: I64,
     lines: ObjArr | None = None,
     line_major: NDArray[np.bool_] | None = None,
+    crossings: ObjArr | None = None,
 ) -> tuple[I64, I64, F64, F64]:
     """Rook adjacency (shared boundary ≥ 0.5 m) with cut costs discounted on barriers.
+
+    With ``crossings`` (a crossing layer exists, even if none lies here), two units whose
+    shared edge lies on a major line (river, rail, major road) are adjacent only when a
+    crossing is within ``CROSSING_M`` of that edge.
 
     Returns:
         (edge_a, edge_b, shared length m, cut cost); units that would be cut off from the
@@ -171,25 +195,26 @@ def adjacency(
     if n < 2:
         z = np.zeros(0, dtype=np.int64)
         return z, z, np.zeros(0), np.zeros(0)
-    tree = shapely.STRtree(geoms)
-    a, b = tree.query(geoms, predicate="dwithin", distance=SNAP_M)
-    keep = a < b
+    sa, sb, slen_same, border = _same_block_edges(geoms, block)
+    # across a street the two sides have different vertices: compare with a tolerance, and
+    # only for cells on their block's outline (the others have no neighbour across a street)
+    cand = np.nonzero(border)[0]
+    tree = shapely.STRtree(geoms[cand])
+    qa, qb = tree.query(geoms[cand], predicate="dwithin", distance=SNAP_M)
+    a, b = cand[qa], cand[qb]
+    keep = (a < b) & (block[a] != block[b])
     a, b = a[keep], b[keep]
-    bnd = shapely.boundary(geoms)
-    # inside a block, cells come from one Voronoi diagram: shared edges are exact;
-    # across a street the two sides have different vertices, so compare with a tolerance
-    same = block[a] == block[b]
-    shared = np.empty(len(a), dtype=object)
-    shared[same] = shapely.intersection(bnd[a[same]], bnd[b[same]])
-    other = ~same
     # the dissolve unions on a 1 cm grid: judge cross-street contact on that same grid, so
     # cells the union would leave apart (a sliver gap) are not called adjacent
-    touched = np.unique(np.r_[a[other], b[other]])
+    touched = np.unique(np.r_[a, b])
     snapped = shapely.boundary(shapely.set_precision(geoms[touched], 0.01))
     pos = np.full(n, -1, dtype=np.int64)
     pos[touched] = np.arange(len(touched))
-    shared[other] = shapely.intersection(snapped[pos[a[other]]], snapped[pos[b[other]]])
-    slen = shapely.length(shared)
+    cross_shared = shapely.intersection(snapped[pos[a]], snapped[pos[b]])
+    shared = np.concatenate([np.full(sa.size, None, dtype=object), cross_shared])
+    a = np.r_[sa, a]
+    b = np.r_[sb, b]
+    slen = np.r_[slen_same, shapely.length(cross_shared)]
     keep = slen > MIN_SHARED_M
     a, b, slen, shared = a[keep], b[keep], slen[keep] / 1.0, shared[keep]
     cost = slen.copy()
@@ -203,9 +228,146 @@ def adjacency(
             qi, _ = mtree.query(mids, predicate="dwithin", distance=1.0)
             idx = np.nonzero(cross)[0][np.unique(qi)]
             cost[idx] = slen[idx] * MAJOR_FACTOR
+            if crossings is not None:
+                joined = np.zeros(len(idx), dtype=bool)
+                if len(crossings):
+                    ci, _ = shapely.STRtree(np.asarray(crossings, dtype=object)).query(
+                        shared[idx], predicate="dwithin", distance=CROSSING_M
+                    )
+                    joined[ci] = True
+                drop = np.zeros(len(a), dtype=bool)
+                drop[idx[~joined]] = True
+                a, b, slen, cost = a[~drop], b[~drop], slen[~drop], cost[~drop]
     a, b = a.astype(np.int64), b.astype(np.int64)
     a, b, slen, cost = _bridge(geoms, a, b, slen, cost)
     return a, b, slen, cost
+
+
+def pin_special(units: CommunityUnits, xy: F64, refs: list[str]) -> list[tuple[I64, list[str]]]:
+    """The units of each 专属网格 (special grid), pinned around its feature.
+
+    A feature takes its whole block when the block is a compound (≤ ``SPECIAL_BLOCK_M2``),
+    else the units of its block within ``SPECIAL_RADIUS_M`` connected to the feature's unit.
+    Regions that overlap are merged into one grid (two features of one compound).
+
+    Returns:
+        One (unit indices, feature refs) per special grid, in feature order.
+    """
+    g = units.graph
+    if not len(refs) or g.n == 0:
+        return []
+    pts = shapely.points(np.asarray(xy, dtype=np.float64).reshape(-1, 2))
+    tree = shapely.STRtree(units.geoms)
+    pi, ui = tree.query(pts, predicate="intersects")
+    seed = np.full(len(refs), -1, dtype=np.int64)
+    seed[pi[::-1]] = ui[::-1]
+    miss = np.nonzero(seed < 0)[0]
+    if miss.size:
+        mi, mj = tree.query_nearest(pts[miss], all_matches=False)
+        seed[miss[mi]] = mj
+    indptr, indices, _, _ = g.csr()
+    block_area = np.bincount(units.block, weights=g.area)
+    owner = np.full(g.n, -1, dtype=np.int64)
+    regions: list[tuple[set[int], list[str]]] = []
+    for f, u in enumerate(seed.tolist()):
+        blk = units.block[u]
+        same = units.block == blk
+        if block_area[blk] > SPECIAL_BLOCK_M2:
+            near = np.hypot(*(g.xy - np.asarray(xy[f])).T) <= SPECIAL_RADIUS_M
+            same &= near
+            same[u] = True
+        region = _reach(indptr, indices, same, u)
+        hit = {int(o) for o in owner[list(region)] if o >= 0}
+        if hit:
+            keep = min(hit)
+            for other in sorted(hit - {keep}, reverse=True):
+                regions[keep][0].update(regions[other][0])
+                regions[keep][1].extend(regions[other][1])
+                regions[other] = (set(), [])
+            regions[keep][0].update(region)
+            regions[keep][1].append(refs[f])
+            owner[list(regions[keep][0])] = keep
+        else:
+            regions.append((region, [refs[f]]))
+            owner[list(region)] = len(regions) - 1
+    return [(np.asarray(sorted(r), dtype=np.int64), names) for r, names in regions if r]
+
+
+def _reach(indptr: I64, indices: I64, allowed: NDArray[np.bool_], start: int) -> set[int]:
+    """Units reachable from ``start`` through ``allowed`` units."""
+    seen = {start}
+    todo = [start]
+    while todo:
+        v = todo.pop()
+        for w in indices[indptr[v] : indptr[v + 1]].tolist():
+            if allowed[w] and w not in seen:
+                seen.add(w)
+                todo.append(w)
+    return seen
+
+
+def subgraph(units: CommunityUnits, keep: I64) -> UnitGraph:
+    """The graph of the ``keep`` units (pins removed), re-joined where removal split it."""
+    sub = induced(units.graph, keep)
+    a, b, ln, cost = _bridge(units.geoms[keep], sub.edge_a, sub.edge_b, sub.edge_len, sub.edge_cost)
+    return UnitGraph(
+        xy=sub.xy,
+        area=sub.area,
+        households=sub.households,
+        population=sub.population,
+        edge_a=a,
+        edge_b=b,
+        edge_len=ln,
+        edge_cost=cost,
+        weight=sub.weight,
+        block=sub.block,
+    )
+
+
+def _same_block_edges(geoms: ObjArr, block: I64) -> tuple[I64, I64, F64, NDArray[np.bool_]]:
+    """Shared edges of cells of one block, by matching identical boundary segments.
+
+    Cells of a block come from one Voronoi diagram clipped to the block, so two neighbours
+    hold the very same ridge segments (matched on a 1 mm key). A segment nobody else holds,
+    or one held by a cell of another block, lies on the block's outline.
+
+    Returns:
+        (edge_a, edge_b, shared length, border) with edge_a < edge_b, one row per pair;
+        ``border`` marks the cells with a piece of the block's outline.
+    """
+    n = len(geoms)
+    parts, part_of = shapely.get_parts(geoms, return_index=True)  # (multi)polygons stored
+    rings, poly = shapely.get_rings(parts, return_index=True)
+    xy, ring = shapely.get_coordinates(rings, return_index=True)
+    seg = np.nonzero(ring[1:] == ring[:-1])[0]
+    cell = part_of[poly[ring[seg]]]
+    p, q = xy[seg], xy[seg + 1]
+    length = np.hypot(*(q - p).T)
+    ok = length > 0
+    seg, cell, p, q, length = seg[ok], cell[ok], p[ok], q[ok], length[ok]
+    kp = np.round(p / 0.001).astype(np.int64)
+    kq = np.round(q / 0.001).astype(np.int64)
+    flip = (kp[:, 0] > kq[:, 0]) | ((kp[:, 0] == kq[:, 0]) & (kp[:, 1] > kq[:, 1]))
+    lo = np.where(flip[:, None], kq, kp)
+    hi = np.where(flip[:, None], kp, kq)
+    _, key, count = np.unique(np.c_[lo, hi], axis=0, return_inverse=True, return_counts=True)
+    key = key.ravel()
+    on_outline = count[key] != 2  # (three or more holders: degenerate, kept as outline)
+    twin = np.nonzero(count[key] == 2)[0]
+    order = twin[np.argsort(key[twin], kind="stable")]
+    first, second = order[0::2], order[1::2]
+    ca, cb = cell[first], cell[second]
+    other = block[ca] != block[cb]  # an exact match across a street: both on the outline
+    on_outline[first[other]] = True
+    on_outline[second[other]] = True
+    keep = (ca != cb) & ~other
+    ca, cb, ln = ca[keep], cb[keep], length[first][keep]
+    lo_c, hi_c = np.minimum(ca, cb), np.maximum(ca, cb)
+    pair, inv = np.unique(lo_c * n + hi_c, return_inverse=True)
+    total = np.bincount(inv.ravel(), weights=ln, minlength=pair.size).astype(np.float64)
+    border = np.zeros(n, dtype=bool)
+    border[cell[on_outline & (length > 1e-3)]] = True
+    return (pair // n).astype(np.int64), (pair % n).astype(np.int64), total, border
 
 
 def _bridge(geoms: ObjArr, a: I64, b: I64, slen: F64, cost: F64) -> tuple[I64, I64, F64, F64]:
@@ -239,5 +401,5 @@ def _bridge(geoms: ObjArr, a: I64, b: I64, slen: F64, cost: F64) -> tuple[I64, I
         a = np.append(a, inside[qi[best]])
         b = np.append(b, outside[qj[best]])
         slen = np.append(slen, 1.0)
-        cost = np.append(cost, 1e3)
+        cost = np.append(cost, BRIDGE_COST)
     return a, b, slen, cost

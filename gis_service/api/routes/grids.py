@@ -43,7 +43,19 @@ class ProposalBody(BaseModel):
     barriers: list[str] = Field(default=list(store.DEFAULT_BARRIERS), max_length=5)
     seed: int = Field(default=0, ge=0, lt=2**31)
     warm: bool = True
-    weight: bool = Field(default=False, description="balance workload (red/orange, geohazards)")
+    weight: bool = Field(
+        default=False, description="balance workload (red/orange, geohazards, welfare homes)"
+    )
+    special: list[str] = Field(
+        default_factory=list,
+        max_length=200,
+        description="专属网格: facility kinds (school, hospital, market …), large_enterprise, "
+        "facility:ID or enterprise:ID, each pinned as its own grid outside the balance",
+    )
+    hard_barriers: bool = Field(
+        default=True,
+        description="with a crossing layer, grids cross rivers/rail/major roads only at crossings",
+    )
 
 
 @api.post("/grids/proposals", status_code=202, summary="Propose grids for communities (job)")
@@ -75,6 +87,8 @@ async def create_proposal(
             seed=body.seed,
             warm=body.warm,
             weight=body.weight,
+            special=tuple(body.special),
+            hard_barriers=body.hard_barriers,
         )
         return store.create_proposal(conn, req, user), req
 
