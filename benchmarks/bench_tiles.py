@@ -226,10 +226,16 @@ def ours(
     }
     argv = [
         str(ROOT / ".venv/bin/python"), "-m", "uvicorn", "gis_service.main:app",
-        "--no-access-log", "--log-level", "warning", "--workers", str(workers),
+        "--no-access-log", "--log-level", "info", "--workers", str(workers),
         "--loop", "uvloop", "--http", "httptools",
     ]  # fmt: skip
     server = Server(argv, env, "/health/live", name)
+    # /health/live answers as soon as one worker is up: wait for all (slow on a busy box).
+    deadline = time.monotonic() + 120
+    while server.log.read_text().count("Application startup complete") < workers:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{name}: not every worker started; see {server.log}")
+        time.sleep(0.5)
     time.sleep(3)  # let every worker finish warming its pool
     return server
 

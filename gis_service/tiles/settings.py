@@ -28,8 +28,6 @@ class TileSettings(BaseSettings):
     gzip_level: int = Field(default=6, ge=1, le=9)
     #: Layers in one composite request.
     max_layers: int = Field(default=16, ge=1, le=64)
-    #: Seconds an authenticated token is remembered by the tile endpoints.
-    auth_cache_s: float = Field(default=10.0, ge=0, le=300)
     #: PMTiles archives served under ``/pmtiles/{name}.pmtiles``.
     pmtiles_dir: Path = Path(".gis-data/pmtiles")
     #: Serve well-formed tile requests from the pure ASGI front (``TileFastPath``) instead
