@@ -132,7 +132,9 @@ def get(name: str) -> QueryLayer:
     return LAYERS[name]
 
 
-def scope_sql(column: str, scope_code: str | None, *, per_row: bool = False) -> str:
+def scope_sql(
+    column: str, scope_code: str | None, *, per_row: bool = False, hashed: bool = False
+) -> str:
     """SQL text of the area-scope predicate on ``column`` (a declared column name).
 
     The same rule as :func:`gis_service.domain.scope.in_scope` (hierarchy through
@@ -144,9 +146,17 @@ def scope_sql(column: str, scope_code: str | None, *, per_row: bool = False) -> 
     neighbourhood, ``<->`` order) yields a handful of rows, and it keeps the planner from
     driving the query from the (possibly thousand-unit) area instead of the geometry.
     The default ``EXISTS`` form lets aggregates over many rows use a hash semi-join.
+    ``hashed`` (``IN`` an uncorrelated subquery) builds the set of the area's units once per
+    statement and probes it per row: for batches, whose thousands of per-point lookups
+    would otherwise each cost an index scan.
     """
     if scope_code is None:
         return "TRUE"
+    if hashed:
+        return (
+            f"{column} IN (SELECT su.code FROM admin_division su"
+            " WHERE su.ancestors @> ARRAY[CAST(:scope AS text)])"
+        )
     if per_row:
         return (
             f"(SELECT su.ancestors FROM admin_division su WHERE su.code = {column})"

@@ -10,12 +10,17 @@ not see them.
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from sqlalchemy import TextClause
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from gis_service.db.engine import QueryConn
 from gis_service.domain.pii import mask_name, mask_phone
 from gis_service.domain.scope import Principal
 from gis_service.query.layers import scope_sql
@@ -23,6 +28,7 @@ from gis_service.query.sqlparts import (
     cached_text,
     distance_sql,
     knn_bound_sql,
+    use_custom_plans,
     use_generic_plans,
     within_sql,
 )
@@ -33,7 +39,9 @@ GEOHAZARD_RADIUS_M = 500.0
 #: The detail objects the locate statement returns, keyed by id (or code).
 _DETAIL_KEYS = ("villages", "grids", "geohazards", "zones", "shelters")
 #: Points per statement of a batch.
-CHUNK = 1000
+CHUNK = 500
+#: Transactions (PostgreSQL backends) a batch uses at once.
+BATCH_LANES = 2
 #: Shelter states that take people now, as opposed to standby sites (``closed``).
 OPEN_SHELTER = "t.status IN ('open', 'opening') AND t.capacity > t.current_occupancy"
 
@@ -84,22 +92,24 @@ _DETAILS = f"""
 """
 
 
-def _main_sql(scope: str | None) -> str:
-    s_village = scope_sql("a.code", scope, per_row=True)
-    s_grid = scope_sql("g.community_code", scope, per_row=True)
-    s_t = scope_sql("t.admin_code", scope, per_row=True)
+def _main_sql(scope: str | None, *, batch: bool) -> str:
+    """The locate statement; ``batch`` tests the area scope against a per-statement hash."""
+    s_village = scope_sql("a.code", scope, per_row=not batch, hashed=batch)
+    s_grid = scope_sql("g.community_code", scope, per_row=not batch, hashed=batch)
+    s_t = scope_sql("t.admin_code", scope, per_row=not batch, hashed=batch)
     near_any = knn_bound_sql("shelter", s_t, "pts.p", "1")
     near_open = knn_bound_sql("shelter", f"{s_t} AND {OPEN_SHELTER}", "pts.p", "1")
     return f"""
 WITH pts AS MATERIALIZED (
+    -- The caller sends the points in space-filling-curve order (neighbours in a row probe
+    -- the same polygons, which PostGIS then keeps prepared) with their input positions.
     SELECT u.i, ST_SetSRID(ST_MakePoint(u.x, u.y), 4490) AS p, u.y AS lat
-    FROM unnest(CAST(:xs AS float8[]), CAST(:ys AS float8[])) WITH ORDINALITY AS u(x, y, i)
-    -- Neighbours in a row probe the same polygons, which PostGIS then keeps prepared.
-    ORDER BY ST_GeoHash(ST_SetSRID(ST_MakePoint(u.x, u.y), 4490), 10)
+    FROM unnest(CAST(:xs AS float8[]), CAST(:ys AS float8[]), CAST(:ix AS int[])) AS u(x, y, i)
 ), m AS (
 SELECT pts.i, coalesce(gr.community_code, v.code) AS village, gr.id AS grid_id,
        z.ids AS zone_ids, gh.ids AS geohazard_ids, gh.dists AS geohazard_m,
-       sa.id AS shelter_id, sa.d AS shelter_m, so.id AS open_shelter_id, so.d AS open_shelter_m
+       sh.id AS shelter_id, sh.d AS shelter_m, sh.open_id AS open_shelter_id,
+       sh.open_d AS open_shelter_m
 FROM pts
 LEFT JOIN LATERAL (
     SELECT g.id, g.community_code FROM grid g
@@ -131,17 +141,19 @@ LEFT JOIN LATERAL (
         )
     ) h
 ) gh ON TRUE
-LEFT JOIN LATERAL (SELECT {near_any} AS r, {near_open} AS r_open) nb ON TRUE
+-- One radius serves both shelters: the nearest open one is no nearer than the nearest of
+-- all, so the disc that surely holds the nearest open shelter holds the nearest one too
+-- (COALESCE evaluates the second bound only when no open shelter exists).
+LEFT JOIN LATERAL (SELECT coalesce({near_open}, {near_any}) AS r) nb ON TRUE
 LEFT JOIN LATERAL (
-    SELECT t.id, {distance_sql("t.geom", "pts.p")} AS d FROM shelter t
-    WHERE {s_t} AND {within_sql("t.geom", "pts.p", "pts.lat", "nb.r")}
-    ORDER BY d, t.id LIMIT 1
-) sa ON TRUE
-LEFT JOIN LATERAL (
-    SELECT t.id, {distance_sql("t.geom", "pts.p")} AS d FROM shelter t
-    WHERE {s_t} AND {OPEN_SHELTER} AND {within_sql("t.geom", "pts.p", "pts.lat", "nb.r_open")}
-    ORDER BY d, t.id LIMIT 1
-) so ON TRUE
+    SELECT (array_agg(c.id ORDER BY c.d, c.id))[1] AS id, min(c.d) AS d,
+           (array_agg(c.id ORDER BY c.d, c.id) FILTER (WHERE c.open))[1] AS open_id,
+           min(c.d) FILTER (WHERE c.open) AS open_d
+    FROM (
+        SELECT t.id, {distance_sql("t.geom", "pts.p")} AS d, ({OPEN_SHELTER}) AS open
+        FROM shelter t WHERE {s_t} AND {within_sql("t.geom", "pts.p", "pts.lat", "nb.r")}
+    ) c
+) sh ON TRUE
 )
 SELECT
  (SELECT coalesce(json_agg(json_build_object(
@@ -225,6 +237,28 @@ class Located:
         }
 
 
+def curve_order(lon: np.ndarray[Any, Any], lat: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+    """Positions of the points along a Z-order (Morton) curve over their bounding box.
+
+    Consecutive points of a chunk are then neighbours, and each chunk a compact patch.
+    """
+    if len(lon) == 0:
+        return np.zeros(0, dtype=np.int64)
+
+    def cells(v: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+        lo, span = float(v.min()), float(v.max() - v.min()) or 1.0
+        return ((v - lo) / span * 65535.0).astype(np.uint64)
+
+    x, y = cells(np.asarray(lon, dtype=np.float64)), cells(np.asarray(lat, dtype=np.float64))
+    key = np.zeros(len(x), dtype=np.uint64)
+    one = np.uint64(1)
+    for bit in range(16):
+        b = np.uint64(bit)
+        key |= ((x >> b) & one) << np.uint64(2 * bit)
+        key |= ((y >> b) & one) << np.uint64(2 * bit + 1)
+    return np.argsort(key, kind="stable")
+
+
 def _mask(people: list[dict[str, Any]], principal: Principal) -> list[dict[str, Any]]:
     if principal.sees_pii:
         return people
@@ -235,8 +269,56 @@ def _metres(d: float | None) -> float | None:
     return None if d is None else round(float(d), 1)
 
 
+@dataclass
+class _Answers:
+    """What the chunks of one locate call returned: per-point rows and the shared details."""
+
+    rows: list[tuple[int, dict[str, Any]]]
+    details: dict[str, dict[str, Any]]
+
+
+def _prepare(principal: Principal, n: int) -> tuple[TextClause, dict[str, Any]]:
+    common: dict[str, Any] = {"gh_r": GEOHAZARD_RADIUS_M}
+    if principal.scope_code is not None:
+        common["scope"] = principal.scope_code
+    return cached_text(_main_sql(principal.scope_code, batch=n > 1)), common
+
+
+async def _run_chunks(
+    conn: QueryConn,
+    statement: TextClause,
+    parts: list[np.ndarray[Any, Any]],
+    *,
+    common: dict[str, Any],
+    lon: np.ndarray[Any, Any],
+    lat: np.ndarray[Any, Any],
+    into: _Answers,
+) -> None:
+    """Run ``statement`` once per chunk of points, collecting the answers ``into``.
+
+    Each chunk stays within the statement time budget and answers its points and the
+    details of what they hit in one round trip.
+    """
+    for part in parts:
+        params = {
+            **common,
+            "xs": lon[part].astype(float).tolist(),
+            "ys": lat[part].astype(float).tolist(),
+            "ix": (part + 1).tolist(),
+        }
+        answer = (await conn.execute(statement, params)).one()
+        into.rows.extend((int(r["i"]), r) for r in answer.rows)
+        for key in _DETAIL_KEYS:
+            into.details[key].update(getattr(answer, key))
+
+
+def _chunks(lon: np.ndarray[Any, Any], lat: np.ndarray[Any, Any]) -> list[np.ndarray[Any, Any]]:
+    order = curve_order(lon, lat)
+    return [order[start : start + CHUNK] for start in range(0, len(order), CHUNK)]
+
+
 async def locate_points(
-    conn: AsyncConnection,
+    conn: QueryConn,
     principal: Principal,
     lon: np.ndarray[Any, Any],
     lat: np.ndarray[Any, Any],
@@ -244,7 +326,7 @@ async def locate_points(
     """Locate storage-coordinate points (already validated) for ``principal``.
 
     Args:
-        conn: a connection inside a transaction.
+        conn: a connection inside a transaction (or a read connection for one point).
         principal: who asks; every row comes from their area, PII masked by role.
         lon: CGCS2000 longitudes.
         lat: CGCS2000 latitudes.
@@ -252,25 +334,54 @@ async def locate_points(
     Returns:
         One :class:`Located` per input point, in input order.
     """
-    common: dict[str, Any] = {"gh_r": GEOHAZARD_RADIUS_M}
-    if principal.scope_code is not None:
-        common["scope"] = principal.scope_code
-    await use_generic_plans(conn)
-    statement = cached_text(_main_sql(principal.scope_code))
-    rows: list[tuple[int, dict[str, Any]]] = []
-    details: dict[str, dict[str, Any]] = {k: {} for k in _DETAIL_KEYS}
-    # One statement per chunk keeps each within the per-statement time budget; each answers
-    # the points and the details of what they hit in one round trip.
-    for start in range(0, len(lon), CHUNK):
-        params = {
-            **common,
-            "xs": [float(v) for v in lon[start : start + CHUNK]],
-            "ys": [float(v) for v in lat[start : start + CHUNK]],
-        }
-        answer = (await conn.execute(statement, params)).one()
-        rows.extend((start + int(r["i"]), r) for r in answer.rows)
-        for key in _DETAIL_KEYS:
-            details[key].update(getattr(answer, key))
+    statement, common = _prepare(principal, len(lon))
+    await (use_custom_plans(conn) if len(lon) > 1 else use_generic_plans(conn))
+    answers = _Answers([], {k: {} for k in _DETAIL_KEYS})
+    await _run_chunks(
+        conn, statement, _chunks(lon, lat), common=common, lon=lon, lat=lat, into=answers
+    )
+    return _assemble(answers, principal, lon, lat)
+
+
+async def locate_many(
+    open_tx: Callable[[], AbstractAsyncContextManager[AsyncConnection]],
+    principal: Principal,
+    lon: np.ndarray[Any, Any],
+    lat: np.ndarray[Any, Any],
+    *,
+    lanes: int = BATCH_LANES,
+) -> list[Located]:
+    """:func:`locate_points` for a batch, its chunks shared by ``lanes`` transactions at once.
+
+    The statements are CPU-bound in PostgreSQL, one backend per connection: two lanes use
+    both cores of the target machine. Each lane reads its own snapshot (a batch is a lookup,
+    not a report); a failing lane cancels the others.
+    """
+    statement, common = _prepare(principal, max(len(lon), 2))
+    chunks = _chunks(lon, lat)
+    lanes = max(1, min(lanes, len(chunks)))
+    answers = _Answers([], {k: {} for k in _DETAIL_KEYS})
+
+    async def lane(mine: list[np.ndarray[Any, Any]]) -> None:
+        async with open_tx() as conn:
+            await use_custom_plans(conn)
+            await _run_chunks(conn, statement, mine, common=common, lon=lon, lat=lat, into=answers)
+
+    async with asyncio.TaskGroup() as group:
+        for i in range(lanes):
+            group.create_task(lane(chunks[i::lanes]))
+    return _assemble(answers, principal, lon, lat)
+
+
+def _assemble(
+    answers: _Answers,
+    principal: Principal,
+    lon: np.ndarray[Any, Any],
+    lat: np.ndarray[Any, Any],
+) -> list[Located]:
+    """Per-point answers in input order, PII masked for ``principal``."""
+    details = answers.details
+    rows = sorted(answers.rows, key=lambda pr: pr[0])
     grids = {int(k): v for k, v in details["grids"].items()}
     for g in grids.values():
         g["staff"] = _mask(g["staff"], principal)
@@ -308,7 +419,7 @@ async def locate_points(
 
 
 async def locate_point(
-    conn: AsyncConnection, principal: Principal, point: tuple[float, float]
+    conn: QueryConn, principal: Principal, point: tuple[float, float]
 ) -> Located:
     """:func:`locate_points` for one storage-coordinate point."""
     (hit,) = await locate_points(conn, principal, np.array([point[0]]), np.array([point[1]]))

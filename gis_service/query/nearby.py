@@ -12,8 +12,7 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncConnection
-
+from gis_service.db.engine import QueryConn
 from gis_service.domain.scope import Principal
 from gis_service.query.layers import QueryLayer, scope_sql
 from gis_service.query.sqlparts import (
@@ -95,7 +94,7 @@ def _params(principal: Principal, **values: Any) -> dict[str, Any]:
 
 
 async def nearby(
-    conn: AsyncConnection,
+    conn: QueryConn,
     principal: Principal,
     point: tuple[float, float],
     radius_m: float,
@@ -137,7 +136,7 @@ def _nearest_sql(layer: QueryLayer, scope: str | None) -> str:
     bound = knn_bound_sql(layer.table, where, "q.p", ":k")
     return f"""
 WITH {_POINT_CTE},
-b AS (SELECT {bound} AS r FROM q)
+b AS MATERIALIZED (SELECT {bound} AS r FROM q)
 SELECT t.id, {distance_sql("t." + layer.geometry, "q.p")} AS d,
        ST_X(ST_PointOnSurface(t.{layer.geometry})) AS x,
        ST_Y(ST_PointOnSurface(t.{layer.geometry})) AS y, {_columns(layer)}
@@ -148,7 +147,7 @@ ORDER BY d, t.id LIMIT :k
 
 
 async def nearest(
-    conn: AsyncConnection,
+    conn: QueryConn,
     principal: Principal,
     point: tuple[float, float],
     layer: QueryLayer,

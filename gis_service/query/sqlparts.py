@@ -11,7 +11,8 @@ Every name interpolated here is a constant of this package; values are bound par
 from __future__ import annotations
 
 from sqlalchemy import TextClause, text
-from sqlalchemy.ext.asyncio import AsyncConnection
+
+from gis_service.db.engine import GENERIC_PLANS, QueryConn, ReadConnection
 
 M_PER_DEG_LAT_MIN = 110_574.0
 M_PER_DEG_LON_EQ = 111_320.0
@@ -54,15 +55,33 @@ def knn_bound_sql(table: str, where: str, point: str, k: str) -> str:
 _GENERIC = text("SET LOCAL plan_cache_mode = force_generic_plan")
 
 
-async def use_generic_plans(conn: AsyncConnection) -> None:
+async def use_generic_plans(conn: QueryConn) -> None:
     """Plan the (prepared) point-query statements once per connection, not per call.
 
     psycopg prepares a statement after a few runs, but PostgreSQL keeps re-planning it for
     each call (a "custom plan") when the generic plan's estimate looks costlier; for these
     index-driven point lookups planning costs several times the execution (3–8 ms against
-    about 1 ms on the city demo). ``SET LOCAL`` ends with the transaction.
+    about 1 ms on the city demo). ``SET LOCAL`` ends with the transaction. Free when the
+    transaction was opened with ``TxContext(generic_plans=True)`` (the API's query routes).
     """
-    await conn.execute(_GENERIC)
+    if not conn.info.get(GENERIC_PLANS):
+        await conn.execute(_GENERIC)
+
+
+_CUSTOM = text("SET LOCAL plan_cache_mode = force_custom_plan")
+
+
+async def use_custom_plans(conn: QueryConn) -> None:
+    """Plan each run for its own parameters (batches: planning is cheap next to running).
+
+    A generic plan cannot see how selective the caller's area is and may drive a batch from
+    the wrong side (past the statement timeout, measured); a thousand points amortise a few
+    milliseconds of planning. Read connections plan generically for their whole session,
+    so batches must come in a transaction.
+    """
+    if isinstance(conn, ReadConnection):
+        raise TypeError("batches run in a transaction, not on a read connection")
+    await conn.execute(_CUSTOM)
 
 
 def cached_text(sql: str) -> TextClause:
