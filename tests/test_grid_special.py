@@ -21,6 +21,7 @@ from sqlalchemy import Connection, text
 from gis_service.crs import gk_zone_epsg
 from gis_service.db.engine import make_sync_engine
 from gis_service.domain.scope import Principal
+from gis_service.errors import InvalidInput
 from gis_service.grids import jobs, store
 from gis_service.grids.partition import choose_k
 from gis_service.types import Role
@@ -224,6 +225,14 @@ def test_special_grids_pinned_coded_and_committed(conn: Connection) -> None:
     assert codes == [f"{code}{i:03d}" for i in range(1, len(grids) + 1)]
     assert view["bbox"] is not None
     assert view["crs"] == "CRS84"
+    # the units of the community, for the map's "move a unit" edits
+    units = jobs.proposal_view(conn, pid, ADMIN, geometry=False, units_of=code)["units"]
+    props = [u["properties"] for u in units["features"]]
+    assert sum(u["households"] for u in props) == total
+    assert {u["label"] for u in props} == {f["properties"]["label"] for f in grids}
+    assert {r for u in props for r in u["special"]} == set(named)
+    with pytest.raises(InvalidInput):
+        jobs.proposal_view(conn, pid, ADMIN, units_of="430204002001")
     result = store.commit_proposal(conn, pid, ADMIN)
     assert result["created"] == len(grids)
     rows = conn.execute(

@@ -12,6 +12,7 @@ from sqlalchemy import Connection, Engine, text
 
 from gis_service.db.engine import make_sync_engine
 from gis_service.domain.scope import Principal
+from gis_service.errors import FieldProblem, InvalidInput
 from gis_service.grids.store import Progress, ProposalRequest, proposal_row, run_proposal
 
 __all__ = ["proposal_view", "run_job", "sync_tx"]
@@ -64,9 +65,18 @@ def run_job(  # noqa: PLR0917
 
 
 def proposal_view(
-    conn: Connection, proposal_id: int, principal: Principal, *, geometry: bool = True
+    conn: Connection,
+    proposal_id: int,
+    principal: Principal,
+    *,
+    geometry: bool = True,
+    units_of: str | None = None,
 ) -> dict[str, Any]:
-    """The proposal with its grids as a GeoJSON FeatureCollection (CRS84) and per-grid stats."""
+    """The proposal with its grids as a GeoJSON FeatureCollection (CRS84) and per-grid stats.
+
+    ``units_of`` (a community of the proposal) adds that community's units (``idx``, ``label``,
+    households) as a second collection: what the map needs to offer "move a unit" edits.
+    """
     row = proposal_row(conn, proposal_id, principal)
     out: dict[str, Any] = {
         "id": row.id,
@@ -114,9 +124,48 @@ def proposal_view(
             }
         )
     out["grids"] = {"type": "FeatureCollection", "features": features}
+    if units_of is not None:
+        out["units"] = _units(conn, proposal_id, units_of, list(row.community_codes))
     out["crs"] = "CRS84"  # lon/lat on CGCS2000 (SRID 4490), which GeoJSON viewers draw as WGS84
     out["bbox"] = _bbox(features)
     return out
+
+
+def _units(conn: Connection, proposal_id: int, code: str, codes: list[str]) -> dict[str, Any]:
+    """One community's units of a proposal as GeoJSON (CRS84)."""
+    if code not in codes:
+        raise InvalidInput(
+            detail="units: not a community of this proposal",
+            fields=[FieldProblem("units", "not a community of this proposal")],
+        )
+    rows = conn.execute(
+        text(
+            """SELECT idx, label, households, population, special,
+                      ST_AsGeoJSON(geom, 7) AS gj
+               FROM grid_proposal_unit WHERE proposal_id = :p AND community_code = :c
+               ORDER BY idx"""
+        ),
+        {"p": proposal_id, "c": code},
+    ).all()
+    return {
+        "type": "FeatureCollection",
+        "features": [
+            {
+                "type": "Feature",
+                "id": r.idx,
+                "properties": {
+                    "community_code": code,
+                    "idx": r.idx,
+                    "label": r.label,
+                    "households": r.households,
+                    "population": r.population,
+                    "special": list(r.special),
+                },
+                "geometry": orjson.loads(r.gj),
+            }
+            for r in rows
+        ],
+    }
 
 
 def _bbox(features: list[dict[str, Any]]) -> list[float] | None:

@@ -120,11 +120,15 @@ async def get_proposal(
     user: CurrentUser,
     db: DbDep,
     geometry: Annotated[bool, Query(description="include polygons")] = True,
+    units: Annotated[
+        str | None,
+        Query(pattern=r"^\d{12}$", description="add this community's units (for move edits)"),
+    ] = None,
 ) -> dict[str, Any]:
     """Polygons in CRS84 with households, population, area, Polsby-Popper and deviation."""
     async with db.tx() as conn:
         return await conn.run_sync(
-            lambda c: jobs.proposal_view(c, proposal_id, user, geometry=geometry)
+            lambda c: jobs.proposal_view(c, proposal_id, user, geometry=geometry, units_of=units)
         )
 
 
