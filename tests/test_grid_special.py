@@ -179,8 +179,15 @@ def test_hard_barriers_only_with_a_crossing_layer(conn: Connection) -> None:
     assert all(h < 360 for h in lesser), lesser
     assert hard["one_piece_share"] == 1.0
     # the same request without hard barriers is the soft plan again
-    _pid_off, off = _run(conn, (code,), hard_barriers=False)
+    pid_off, off = _run(conn, (code,), hard_barriers=False)
     assert off["per_community"][0]["cut_len_m"] == soft["per_community"][0]["cut_len_m"]
+    # edits see the same graph the partition saw: fewer edges across the hard lines
+    g_hard, _, _ = store.proposal_graph(conn, pid_hard, code)
+    g_off, _, _ = store.proposal_graph(conn, pid_off, code)
+    assert g_hard.n == g_off.n
+    assert len(g_hard.edge_a) < len(g_off.edge_a)
+    assert (g_hard.edge_cost >= 1e3 * g_hard.edge_len).any()
+    assert not (g_off.edge_cost >= 1e3 * g_off.edge_len).any()
 
 
 def test_special_grids_pinned_coded_and_committed(conn: Connection) -> None:

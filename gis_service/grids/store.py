@@ -282,7 +282,7 @@ def _by_code(rows: Sequence[Any]) -> dict[str, list[Any]]:
     return out
 
 
-def _xy(rows: list[Any]) -> np.ndarray[Any, np.dtype[np.float64]]:
+def _xy(rows: Sequence[Any]) -> np.ndarray[Any, np.dtype[np.float64]]:
     return np.asarray([(r.x, r.y) for r in rows], dtype=np.float64).reshape(-1, 2)
 
 
@@ -1003,8 +1003,25 @@ def _carry_assignments(conn: Connection, old: list[int], new: list[int], today: 
 def proposal_graph(
     conn: Connection, proposal_id: int, code: str
 ) -> tuple[UnitGraph, np.ndarray[Any, np.dtype[np.int64]], int]:
-    """The stored units of one community of a proposal as a graph, with their labels."""
+    """The stored units of one community of a proposal as a graph, with their labels.
+
+    Adjacency is recomputed with the proposal's barrier kinds and, when it ran with hard
+    barriers and a crossing layer, with the crossings: an edit cannot join two units that
+    the partition treated as apart.
+    """
     srid = community_srid(conn, code)
+    params = conn.execute(
+        text("SELECT params FROM grid_proposal WHERE id = :p"), {"p": proposal_id}
+    ).scalar_one()
+    q = {"codes": [code], "srids": [srid]}
+    kinds = list(params.get("barriers", DEFAULT_BARRIERS))
+    lrows = conn.execute(_LINES, {**q, "kinds": kinds}).all()
+    crossings = None
+    if (
+        params.get("hard_barriers", False)
+        and conn.execute(_HAS_CROSSINGS, {"codes": [code]}).scalar()
+    ):
+        crossings = shapely.points(_xy(conn.execute(_CROSSINGS, q).all()))
     rows = conn.execute(
         text(
             """SELECT idx, block, label, households, population, area_m2, x, y,
@@ -1021,7 +1038,13 @@ def proposal_graph(
         )
     geoms = np.asarray([shapely.from_wkb(bytes(r.wkb)) for r in rows], dtype=object)
     block = np.asarray([r.block for r in rows], dtype=np.int64)
-    ea, eb, elen, ecost = adjacency(geoms, block)
+    ea, eb, elen, ecost = adjacency(
+        geoms,
+        block,
+        np.asarray([shapely.from_wkb(bytes(r.wkb)) for r in lrows], dtype=object),
+        np.asarray([r.kind in MAJOR_KINDS for r in lrows], dtype=bool),
+        crossings,
+    )
     graph = UnitGraph(
         xy=np.asarray([(r.x, r.y) for r in rows], dtype=np.float64),
         area=np.asarray([r.area_m2 for r in rows], dtype=np.float64),
