@@ -18,6 +18,7 @@ the models, quoted by psycopg; every value travels through COPY or a bound param
 from __future__ import annotations
 
 import json
+import struct
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -27,6 +28,7 @@ from typing import Any
 
 import numpy as np
 import psycopg
+import shapely
 from geoalchemy2 import Geometry
 from psycopg import sql
 from psycopg.copy import QueuedLibpqWriter
@@ -61,7 +63,6 @@ class LoadInput:
         table: target table (from the registry).
         columns: target columns provided by the file, in order (without geometry).
         values: one list per column, all of length n.
-        geometry_hex: hex EWKB in SRID 4490 per row, or None where the table allows it.
         attributes: per-row JSON-safe dicts of the file's unmatched columns.
         rows: the file's row numbers (for problems).
         natural_key: the columns identifying a row across imports (empty: append only).
@@ -72,13 +73,13 @@ class LoadInput:
     table: str
     columns: list[str]
     values: list[Sequence[Any]]
-    geometry_hex: list[str | None]
     attributes: list[dict[str, Any]]
     rows: list[int]
     natural_key: tuple[str, ...]
     source: str
     source_crs: str | None
-    #: The geometries behind ``geometry_hex`` (shapely, None where missing), for stamping.
+    #: The geometries (shapely, lon/lat in SRID 4490, None where missing or where the
+    #: file has none): stamped, and written as WKB chunk by chunk (:func:`wkb_hex`).
     geometries: np.ndarray[Any, np.dtype[np.object_]] | None = None
 
 
@@ -91,6 +92,37 @@ class LoadResult:
     problems: list[RowProblem] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
+
+
+#: WKB type codes of the single-part types a Multi* column promotes, and their Multi*.
+_PROMOTE = {"MULTIPOLYGON": (3, 6), "MULTILINESTRING": (2, 5)}
+
+
+def wkb_hex(geoms: np.ndarray[Any, Any], kind: str | None) -> list[str | None]:
+    """Hex WKB per row, promoted to Multi* where the column is Multi*.
+
+    No SRID is written: PostGIS gives an SRID-less geometry the SRID of the column's type
+    (all columns are SRID 4490). A single part is promoted by prepending the Multi* header
+    to its WKB (byte order, type, one part), which is what ``ST_Multi`` writes, without
+    building a million Multi* geometries.
+    """
+    out: list[str | None] = [None] * len(geoms)
+    present = np.flatnonzero(~shapely.is_missing(geoms))
+    if not len(present):
+        return out
+    geo = geoms[present]
+    wkbs = shapely.to_wkb(geo)
+    promote = _PROMOTE.get(kind or "")
+    if promote is None:
+        hexes = [w.hex() for w in wkbs]
+    else:
+        single, multi = promote
+        header = b"\x01" + struct.pack("<II", multi, 1)
+        lone = shapely.get_type_id(geo) == single
+        hexes = [(header + w).hex() if one else w.hex() for w, one in zip(wkbs, lone, strict=True)]
+    for i, h in zip(present, hexes, strict=True):
+        out[i] = h
+    return out
 
 
 def geometry_kind(table: str) -> str | None:
@@ -197,7 +229,11 @@ class Loader:
         if staging:
             columns += [range(start + 1, stop + 1), d.rows[start:stop]]
         if self.has_geom:
-            columns.append(d.geometry_hex[start:stop])
+            columns.append(
+                repeat(None, n)
+                if d.geometries is None
+                else wkb_hex(d.geometries[start:stop], geometry_kind(d.table))
+            )
         if self.located:
             columns += [repeat(d.source_crs, n), admin, grid]
         return zip(*columns, strict=True)

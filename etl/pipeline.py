@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import struct
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -183,37 +182,6 @@ class Prepared:
     choice: coords.CrsChoice | None
 
 
-#: WKB type codes of the single-part types a Multi* column promotes, and their Multi*.
-_PROMOTE = {"MULTIPOLYGON": (3, 6), "MULTILINESTRING": (2, 5)}
-
-
-def _wkb_hex(geoms: np.ndarray[Any, Any], kind: str | None) -> list[str | None]:
-    """Hex WKB per row, promoted to Multi* where the column is Multi*.
-
-    No SRID is written: PostGIS gives an SRID-less geometry the SRID of the column's type
-    (all columns are SRID 4490). A single part is promoted by prepending the Multi* header
-    to its WKB (byte order, type, one part), which is what ``ST_Multi`` writes, without
-    building a million Multi* geometries.
-    """
-    out: list[str | None] = [None] * len(geoms)
-    present = np.flatnonzero(~shapely.is_missing(geoms))
-    if not len(present):
-        return out
-    geo = geoms[present]
-    wkbs = shapely.to_wkb(geo)
-    promote = _PROMOTE.get(kind or "")
-    if promote is None:
-        hexes = [w.hex() for w in wkbs]
-    else:
-        single, multi = promote
-        header = b"\x01" + struct.pack("<II", multi, 1)
-        lone = shapely.get_type_id(geo) == single
-        hexes = [(header + w).hex() if one else w.hex() for w, one in zip(wkbs, lone, strict=True)]
-    for i, h in zip(present, hexes, strict=True):
-        out[i] = h
-    return out
-
-
 def prepare(
     table: SourceTable,
     options: ImportOptions,
@@ -294,11 +262,6 @@ def prepare(
             converted.records[c] if everything else [converted.records[c][i] for i in keep]
             for c in columns
         ],
-        geometry_hex=(
-            [None] * len(keep)
-            if geoms is None
-            else _wkb_hex(geoms if everything else geoms[keep], kind)
-        ),
         attributes=(
             converted.attributes if everything else [converted.attributes[i] for i in keep]
         ),
