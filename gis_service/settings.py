@@ -95,6 +95,15 @@ class EtlSettings(BaseSettings):
     upload_dir: Path = Path(".gis-data/uploads")
 
 
+class WebSettings(BaseSettings):
+    """The web map page: optional online base map (the offline default is our own layers)."""
+
+    model_config = SettingsConfigDict(env_prefix="GIS_WEB_", env_file=".env", extra="ignore")
+
+    #: 天地图 key (``tk``); when set the page offers the 天地图 vector/imagery base maps.
+    tianditu_key: str | None = Field(default=None, pattern=r"^[0-9A-Za-z]{8,64}$")
+
+
 class RasterSettings(BaseSettings):
     """Hazard rasters: where their COGs are materialised and what a tile request may cost."""
 
@@ -119,6 +128,7 @@ class Settings(BaseSettings):
     api: ApiSettings = Field(default_factory=ApiSettings)
     etl: EtlSettings = Field(default_factory=EtlSettings)
     raster: RasterSettings = Field(default_factory=RasterSettings)
+    web: WebSettings = Field(default_factory=WebSettings)
 
     @model_validator(mode="after")
     def _prod_is_strict(self) -> Self:

@@ -14,8 +14,10 @@ have_postgis() {
 }
 have_venv() { python3 -c 'import venv, ensurepip' >/dev/null 2>&1; }
 have_npm() { command -v npm >/dev/null 2>&1; }
+# The web map's browser tests: Debian's Chromium and a CJK font for the map labels.
+have_browser() { [ -x /usr/bin/chromium ] && fc-list 2>/dev/null | grep -qi "wenquanyi\|wqy"; }
 
-if have_postgis && have_venv && have_npm; then
+if have_postgis && have_venv && have_npm && have_browser; then
     exit 0
 fi
 
@@ -39,6 +41,7 @@ if [ -z "$major" ]; then
 fi
 pkgs=(postgresql "postgresql-$major" "postgresql-$major-postgis-3" python3-venv python3-pip ca-certificates make)
 have_npm || pkgs+=(nodejs npm)
+have_browser || pkgs+=(chromium fonts-wqy-microhei fontconfig)
 echo "install-system: apt-get install ${pkgs[*]}" >&2
 "${SUDO[@]}" apt-get install -y -qq --no-install-recommends "${pkgs[@]}" >/dev/null
 # The packaged default cluster is not used (gis-service runs its own); stop it to free 5432.

@@ -9,7 +9,6 @@ from pathlib import Path
 
 from fastapi import FastAPI
 from fastapi.responses import HTMLResponse
-from starlette.staticfiles import StaticFiles
 
 from gis_service import __version__
 from gis_service.api import errors
@@ -32,6 +31,7 @@ from gis_service.api.routes import (
     reference,
     tiles,
     users,
+    web,
 )
 from gis_service.db.engine import make_async_engine, resolve_url
 from gis_service.settings import Settings, load_settings
@@ -103,9 +103,10 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
     ):
         app.include_router(module.api)
 
+    app.include_router(web.api)
     web_dir = settings.api.web_dir or _default_web_dir()
     if web_dir is not None:
-        app.mount("/", StaticFiles(directory=web_dir, html=True), name="web")
+        web.mount(app, web_dir)
     else:
 
         @app.get("/", include_in_schema=False)

@@ -1,0 +1,386 @@
+"""The web map in a real browser: Debian's Chromium (headless, SwiftShader WebGL) driven by
+Playwright against a real uvicorn server on the session demo database.
+
+One browser and one page (admin, 石峰区) for the module; a second context for a user of
+another county. Results the page shows are compared with the API and with database rows.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import psycopg
+import pytest
+import shapely
+from shapely.geometry import shape
+
+from gis_service.demo.loader import psycopg_conninfo
+from tests.web_support import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    WEB_VENDOR,
+    api_get,
+    api_post,
+    click_lonlat,
+    idle,
+    jump,
+    login_script,
+    rendered,
+    screenshot,
+    wait_map,
+    web_server,
+)
+
+pytestmark = [
+    pytest.mark.skipif(
+        not (WEB_VENDOR / "maplibre-gl.js").is_file(), reason="npm ci --prefix web not run"
+    ),
+    pytest.mark.timeout(300),
+]
+sync_api = pytest.importorskip("playwright.sync_api")
+
+VIEWPORT = {"width": 1280, "height": 760}
+
+
+@pytest.fixture(scope="module")
+def base(demo_url: str) -> Iterator[str]:
+    with web_server(demo_url) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def chromium() -> Iterator[Any]:
+    import os
+
+    if not os.access(CHROMIUM, os.X_OK):
+        pytest.skip("Debian's chromium is not installed (scripts/install-system.sh)")
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+class Console:
+    """Console errors, page errors and failed requests of one page."""
+
+    def __init__(self, page: Any) -> None:
+        self.errors: list[str] = []
+        page.on("console", lambda m: m.type == "error" and self.errors.append(m.text))
+        page.on("pageerror", lambda e: self.errors.append(f"pageerror: {e}"))
+        page.on(
+            "response",
+            lambda r: r.status >= 400 and self.errors.append(f"HTTP {r.status} {r.url}"),
+        )
+
+
+@pytest.fixture(scope="module")
+def session_page(chromium: Any, base: str) -> Iterator[tuple[Any, Console, float]]:
+    context = chromium.new_context(viewport=VIEWPORT, accept_downloads=True)
+    context.add_init_script(login_script("a_admin"))
+    page = context.new_page()
+    console = Console(page)
+    t0 = time.monotonic()
+    page.goto(f"{base}/#view=planner")
+    wait_map(page)
+    first = time.monotonic() - t0
+    yield page, console, first
+    context.close()
+
+
+@pytest.fixture
+def page(session_page: tuple[Any, Console, float]) -> Any:
+    return session_page[0]
+
+
+@pytest.fixture(scope="module")
+def db(demo_url: str) -> Iterator[psycopg.Connection[Any]]:
+    with psycopg.connect(psycopg_conninfo(demo_url)) as c:
+        yield c
+
+
+def switch_view(page: Any, view: str) -> None:
+    page.click(f"#views button[data-view='{view}']")
+    page.wait_for_function(f"() => window.__gis.view === '{view}'")
+    idle(page)
+
+
+def set_layer(page: Any, name: str, on: bool) -> None:
+    box = page.locator(f"#layer-tree input[type=checkbox][data-layer='{name}']")
+    if box.is_checked() != on:
+        box.click()
+
+
+def test_page_loads_with_header_and_no_errors(
+    session_page: tuple[Any, Console, float], base: str
+) -> None:
+    page, console, first = session_page
+    assert page.title().startswith("应急管理")
+    assert page.inner_text("#user-name") == "a_admin"
+    assert "系统管理员" in page.inner_text("#user-role")
+    assert "石峰区" in page.inner_text("#user-role")
+    assert page.evaluate("window.__gis.errors") == []
+    assert console.errors == []
+    # The layer tree lists every published layer, grouped by theme.
+    catalogue = api_get(base, "a_admin", "/layers")["layers"]
+    for layer in catalogue:
+        assert page.locator(f"#layer-tree [data-layer-row='{layer['name']}']").count() == 1
+    groups = page.locator("#layer-tree .group-title").all_inner_texts()
+    for theme in ("行政区划", "网格", "企业风险", "隐患", "地质灾害", "森林防火", "避难场所"):
+        assert theme in groups
+    # Only the page's own folders and the vendored builds are served.
+    assert first < 60, f"first map took {first:.1f} s"
+
+
+def test_every_layer_renders_features(page: Any, base: str) -> None:
+    """Each published layer, switched on in the tree, is drawn where its features are.
+
+    The map goes to one feature of each layer not seen yet; one stop usually shows several.
+    """
+    switch_view(page, "commander")
+    catalogue = {layer["name"]: layer for layer in api_get(base, "a_admin", "/layers")["layers"]}
+    for name in catalogue:
+        set_layer(page, name, True)
+    seen: set[str] = set()
+    stops = 0
+    for name, layer in catalogue.items():
+        if name in seen:
+            continue
+        items = api_get(base, "a_admin", f"/ogc/collections/{name}/items", limit=1)
+        assert items["features"], f"no {name} in the demo"
+        geom = shape({k: v for k, v in items["features"][0]["geometry"].items() if k != "crs"})
+        if geom.geom_type in ("LineString", "MultiLineString"):
+            point = geom.interpolate(0.5, normalized=True)
+        else:
+            point = geom.representative_point()
+        zoom = max(layer["minzoom"], layer.get("aggregated_below") or 0, 14)
+        jump(page, point.x, point.y, zoom)
+        stops += 1
+        seen |= {f["layer"] for f in rendered(page, list(catalogue))}
+        assert name in seen, f"{name} not drawn at its own feature"
+    assert seen == set(catalogue)
+    assert stops < len(catalogue)
+
+
+def test_enterprise_popup_shows_name_and_risk(
+    page: Any, db: psycopg.Connection[Any], base: str
+) -> None:
+    switch_view(page, "planner")
+    row = db.execute(
+        "SELECT name, risk_level, ST_X(geom), ST_Y(geom) FROM enterprise"
+        " WHERE admin_code LIKE '430204%' AND risk_level = 'red' ORDER BY id LIMIT 1"
+    ).fetchone()
+    assert row is not None
+    name, level, lon, lat = row
+    scheme = {s["key"]: s for s in api_get(base, "a_admin", "/schemes")}
+    zh = {c["key"]: c["zh_name"] for c in scheme["enterprise_risk_4color"]["classes"]}
+    jump(page, lon, lat, 17)
+    click_lonlat(page, lon, lat)
+    popup = page.locator(".maplibregl-popup")
+    popup.wait_for()
+    text = popup.inner_text()
+    assert name in text
+    assert zh[level] in text  # 重大风险
+    assert "企业名称" in text
+    assert "风险等级" in text
+    assert page.evaluate("window.__gis.popup.layer") == "enterprises"
+
+
+def test_click_fills_locate_panel_like_the_api(
+    page: Any, db: psycopg.Connection[Any], base: str
+) -> None:
+    row = db.execute(
+        "SELECT g.grid_code, ST_X(p), ST_Y(p) FROM grid g"
+        " CROSS JOIN LATERAL ST_PointOnSurface(g.geom) p"
+        " WHERE g.valid_to IS NULL AND g.community_code LIKE '430204%'"
+        " AND EXISTS (SELECT 1 FROM grid_assignment a WHERE a.grid_id = g.id)"
+        " ORDER BY g.grid_code LIMIT 1 OFFSET 7"
+    ).fetchone()
+    assert row is not None
+    code, lon, lat = row
+    page.keyboard.press("Escape")
+    jump(page, lon, lat, 15)
+    click_lonlat(page, lon, lat)
+    page.wait_for_selector("#locate-grid")
+    clicked = page.evaluate("window.__gis.lastLocate.input")
+    expected = api_get(
+        base, "a_admin", "/query/locate", lon=clicked["lon"], lat=clicked["lat"], crs="cgcs2000"
+    )
+    # The click lands a few pixels from the point: same grid as the point itself.
+    assert expected["grid"]["grid_code"] == code
+    assert page.get_attribute("#locate-grid", "data-grid-code") == code
+    panel = page.inner_text("#tab-body")
+    assert expected["grid"]["name"] in panel
+    assert expected["grid"]["staff"], "the chosen grid has workers"
+    for person in expected["grid"]["staff"]:
+        assert person["name"] in panel
+        assert person["phone"] in panel
+    chain = page.locator("#locate-chain span").all_inner_texts()
+    assert chain == [d["name"] for d in expected["admin"]]
+    assert expected["nearest_shelter"]["name"] in panel
+
+
+def test_drawn_polygon_counts_equal_the_area_query(
+    page: Any, db: psycopg.Connection[Any], base: str
+) -> None:
+    row = db.execute(
+        "SELECT ST_X(geom), ST_Y(geom) FROM enterprise WHERE admin_code LIKE '430204001%'"
+        " ORDER BY id LIMIT 1"
+    ).fetchone()
+    assert row is not None
+    jump(page, row[0], row[1], 14)
+    page.click("#toolbar button[data-tool='polygon']")
+    box = page.locator("#map canvas").bounding_box()
+    assert box is not None
+    cx, cy = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    for dx, dy in ((-220, -160), (230, -170), (250, 150), (-10, 230), (-240, 140)):
+        page.mouse.click(cx + dx, cy + dy)
+        page.wait_for_timeout(120)
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#area-totals")
+    area = page.evaluate("window.__gis.lastArea")
+    geometry = area["geometry"]
+    assert geometry["type"] == "Polygon"
+    assert len(geometry["coordinates"][0]) == 6
+    expected = api_post(base, "a_admin", "/query/area", {"geometry": geometry})
+    shown = {
+        tr.get_attribute("data-key"): int(tr.locator("td.num").inner_text().replace(",", ""))
+        for tr in page.locator("#area-totals tr").all()
+    }
+    assert shown, "the totals table is empty"
+    for key, value in shown.items():
+        assert value == expected["totals"][key], key
+    assert shown["enterprises"] > 0
+    # Independently: the enterprises of the district inside the drawn polygon.
+    poly = shape(geometry)
+    points = db.execute(
+        "SELECT ST_X(geom), ST_Y(geom) FROM enterprise WHERE admin_code LIKE '430204%'"
+    ).fetchall()
+    inside = shapely.contains_xy(poly, [p[0] for p in points], [p[1] for p in points])
+    assert int(inside.sum()) == shown["enterprises"]
+    villages = page.locator("#area-villages tr[data-code]").count()
+    assert villages == len(expected["by_village"])
+    staff = page.locator("#area-staff .person").count()
+    assert staff == sum(len(g["staff"]) for g in expected["grids"])
+    screenshot(page, "web_area_summary")
+    # The XLSX of the same area comes from the API with the token.
+    with page.expect_download() as dl:
+        page.click("#tab-body button[data-dl='xlsx']")
+    assert dl.value.suggested_filename.endswith(".xlsx")
+    page.click("#toolbar button[data-tool='clear']")
+
+
+def test_views_switch_layer_presets(page: Any, base: str) -> None:
+    catalogue = {layer["name"] for layer in api_get(base, "a_admin", "/layers")["layers"]}
+    for view in ("planner", "survey", "commander"):
+        switch_view(page, view)
+        style = api_get(base, "a_admin", f"/styles/{view}.json")
+        wanted = {layer["id"] for layer in style["layers"]} & catalogue
+        visible = set(
+            page.evaluate(
+                """() => window.__gis.map.getStyle().layers
+                    .filter((l) => (l.layout || {}).visibility !== 'none').map((l) => l.id)"""
+            )
+        )
+        assert visible & catalogue == wanted, view
+        checked = set(
+            page.locator("#layer-tree input[type=checkbox]:checked").evaluate_all(
+                "(els) => els.map((e) => e.dataset.layer)"
+            )
+        )
+        assert checked == wanted, view
+        assert page.locator("#views button.active").get_attribute("data-view") == view
+        page.evaluate(
+            "() => window.__gis.map.fitBounds([[113.03, 27.85], [113.26, 28.03]], {duration: 0})"
+        )
+        idle(page)
+        if view == "commander":
+            colours = {f["properties"]["risk_level"] for f in rendered(page, ["enterprises"])}
+            assert colours
+            assert colours <= {"red", "orange"}
+            page.wait_for_selector("#command-cards")
+        if view == "planner":
+            page.wait_for_selector("#grid-table")
+            assert page.locator("#grid-table tr[data-code]").count() == len(
+                api_get(base, "a_admin", "/grids", admin="430204")
+            )
+        if view == "survey":
+            page.wait_for_selector("#quality-table")
+        screenshot(page, f"web_view_{view}")
+
+
+def test_search_by_name_and_grid_code(page: Any, db: psycopg.Connection[Any]) -> None:
+    name, code = db.execute(
+        "SELECT e.name, g.grid_code FROM enterprise e, grid g WHERE e.admin_code LIKE '430204%'"
+        " AND g.valid_to IS NULL AND g.community_code LIKE '430204%' ORDER BY e.id, g.grid_code"
+        " LIMIT 1"
+    ).fetchone()
+    page.fill("#search-input", name[2:8])
+    page.wait_for_selector("#search-results .item")
+    assert name in page.inner_text("#search-results")
+    page.evaluate("window.__gis.lastSearch = null")
+    page.fill("#search-input", code)
+    page.keyboard.press("Enter")
+    page.wait_for_function("() => window.__gis.lastSearch && window.__gis.lastSearch.length")
+    assert page.evaluate("window.__gis.lastSearch[0].sub") == code
+
+
+def test_png_export(page: Any) -> None:
+    with page.expect_download() as dl:
+        page.click("#toolbar button[data-tool='png']")
+    assert dl.value.suggested_filename.endswith(".png")
+    assert page.evaluate("window.__gis.lastPng") > 20_000
+
+
+def test_scoped_user_sees_only_their_county(chromium: Any, base: str) -> None:
+    context = chromium.new_context(viewport=VIEWPORT)
+    context.add_init_script(login_script("b_surveyor"))
+    page = context.new_page()
+    console = Console(page)
+    try:
+        page.goto(base)
+        wait_map(page)
+        assert "福田区" in page.inner_text("#user-role")
+        names = page.evaluate("Object.keys(window.__gis.state.catalogue)")
+        for name in names:
+            set_layer(page, name, True)
+        jump(page, 113.14, 27.94, 13)  # 石峰区: someone else's county
+        assert rendered(page, names) == []
+        jump(page, 114.05, 22.54, 15)
+        own = rendered(page, names)
+        assert "福田测试化工有限公司" in {f["properties"].get("name") for f in own}
+        # Search and locate answer only inside the scope, too.
+        page.fill("#search-input", "化工")
+        page.wait_for_selector("#search-results .item")
+        assert set(page.locator("#search-results .item span:nth-child(2)").all_inner_texts()) == {
+            "福田测试化工有限公司"
+        }
+        assert console.errors == []
+    finally:
+        context.close()
+
+
+def test_token_login_form(chromium: Any, base: str) -> None:
+    context = chromium.new_context(viewport=VIEWPORT)
+    page = context.new_page()
+    try:
+        page.goto(base)
+        page.wait_for_selector("#login:not([hidden])")
+        page.fill("#login-form textarea[name=token]", "not-a-token")
+        page.click("#login-form button[type=submit]")
+        page.wait_for_function("() => document.querySelector('#login-error').textContent")
+        assert "不正确" in page.inner_text("#login-error")
+        page.fill("#login-form textarea[name=token]", "gis_test_a_commander")
+        page.click("#login-form button[type=submit]")
+        wait_map(page)
+        assert page.is_hidden("#login")
+        assert "指挥长" in page.inner_text("#user-role")
+        assert page.locator("#views button.active").get_attribute("data-view") == "commander"
+    finally:
+        context.close()
+
+
+def test_no_console_errors_during_the_session(session_page: tuple[Any, Console, float]) -> None:
+    _, console, _ = session_page
+    assert console.errors == []
