@@ -45,6 +45,22 @@ TIFF_MAGIC = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
 #: GDAL drivers allowed to open imported files.
 ALLOWED_DRIVERS = ("GTiff", "COG")
 
+
+def _register_drivers() -> None:
+    """Register rasterio's GDAL drivers now, keeping the VRT driver.
+
+    The import sandbox (``etl.sandbox``) puts ``VRT`` in ``GDAL_SKIP`` for the whole process,
+    which is right for parsing users' files but breaks every boundless or warped read
+    rasterio and rio-tiler make internally (a tile at the raster's edge). Our readers only
+    open our own COGs by their digest name, and imports open files with the GTiff driver
+    only after a magic-byte check, so VRT stays out of reach of user input.
+    """
+    skip = " ".join(d for d in os.environ.get("GDAL_SKIP", "").split() if d != "VRT")
+    with rasterio.Env(GDAL_SKIP=skip):
+        pass
+
+
+_register_drivers()
 _local = threading.local()
 _png_lock = threading.Lock()
 _png_cache: OrderedDict[tuple[Any, ...], bytes | None] = OrderedDict()
@@ -88,15 +104,26 @@ def colormap(scheme: Scheme | None) -> list[tuple[tuple[float, float], tuple[int
     return [((lo, min(hi, 3.0e38)), c.rgba()) for lo, hi, c in scheme.intervals()]
 
 
+def cached_tile(
+    path: Path, scheme: Scheme | None, z: int, x: int, y: int, *, tilesize: int
+) -> tuple[bool, bytes | None]:
+    """``(hit, png)`` from the rendered-tile cache, without rendering (cheap, no thread hop)."""
+    key = (str(path), scheme.key if scheme else "", z, x, y, tilesize)
+    with _png_lock:
+        if key in _png_cache:
+            _png_cache.move_to_end(key)
+            return True, _png_cache[key]
+    return False, None
+
+
 def render_tile(
     path: Path, scheme: Scheme | None, z: int, x: int, y: int, *, tilesize: int
 ) -> bytes | None:
     """A PNG of one web-mercator tile coloured by class (nodata transparent); None outside."""
     key = (str(path), scheme.key if scheme else "", z, x, y, tilesize)
-    with _png_lock:
-        if key in _png_cache:
-            _png_cache.move_to_end(key)
-            return _png_cache[key]
+    hit, png = cached_tile(path, scheme, z, x, y, tilesize=tilesize)
+    if hit:
+        return png
     reader = _reader(path)
     try:
         img = reader.tile(x, y, z, tilesize=tilesize, resampling_method="nearest")

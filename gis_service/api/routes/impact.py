@@ -162,10 +162,12 @@ async def raster_tile(  # noqa: PLR0917 - FastAPI injects by parameter
         )
     hl = await _raster_layer(db, user, layer)
     path = await _file(db, settings, hl)
-    rasters.set_cache_size(settings.raster.tile_cache_entries)
-    png = await run_in_threadpool(
-        partial(rasters.render_tile, tilesize=tilesize), path, hl.scheme, z, x, y
-    )
+    hit, png = rasters.cached_tile(path, hl.scheme, z, x, y, tilesize=tilesize)
+    if not hit:
+        rasters.set_cache_size(settings.raster.tile_cache_entries)
+        png = await run_in_threadpool(
+            partial(rasters.render_tile, tilesize=tilesize), path, hl.scheme, z, x, y
+        )
     if png is None:
         return Response(status_code=204)
     assert hl.raster is not None
