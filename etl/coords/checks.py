@@ -164,11 +164,16 @@ def _round(coords: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
 def _round_coordinates(arr: GeomArray, idx: npt.NDArray[np.intp]) -> None:
     """Round to :data:`DECIMALS`, rebuilding only the geometries that change (D6)."""
     coords, owner = shapely.get_coordinates(arr[idx], return_index=True)
+    rounded = _round(coords)
     moved = np.zeros(len(idx), dtype=bool)
-    moved[owner[(_round(coords) != coords).any(axis=1)]] = True
+    moved[owner[(rounded != coords).any(axis=1)]] = True
     changed = idx[moved]
     if len(changed):
-        arr[changed] = shapely.transform(arr[changed], _round)
+        # ``owner`` ascends, so the rows of the changed geometries are their coordinates in
+        # order: set them directly (``shapely.transform`` would read them all again).
+        arr[changed] = shapely.set_coordinates(
+            np.array(arr[changed], dtype=object), rounded[moved[owner]]
+        )
 
 
 def _flat_parts(geom: BaseGeometry) -> GeomArray:
