@@ -90,3 +90,13 @@ clean:
 .PHONY: bench-hazards
 bench-hazards: install
 	$(BIN)/python benchmarks/bench_hazards.py
+
+# Hazard overlays and impact: 50 km² impact, city-wide raster footprint, raster tiles/s (wrk),
+# zonal statistics vs rasterstats. IMPACT_SCALE=district|city; the loaded demo is kept in
+# IMPACT_KEEP and reused by the next run.
+IMPACT_SCALE ?= city
+IMPACT_KEEP ?= /tmp/impact-bench
+.PHONY: bench-impact
+bench-impact: install
+	@command -v wrk >/dev/null || { [ "$$(id -u)" -eq 0 ] && apt-get install -y -qq wrk >/dev/null || sudo apt-get install -y -qq wrk >/dev/null; }
+	$(BIN)/python benchmarks/bench_impact.py --scale $(IMPACT_SCALE) --keep $(IMPACT_KEEP)

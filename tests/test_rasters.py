@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import io
 import math
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import morecantile
@@ -136,6 +139,42 @@ def test_tile_pixels_have_the_class_colours(client: TestClient, flood: dict[str,
             checked += 1
     assert checked > 1000
     assert coloured > 50
+
+
+def test_tile_at_the_raster_edge(client: TestClient, flood: dict[str, Any]) -> None:
+    """A tile straddling the raster's edge (a boundless read) renders, half transparent."""
+    doc = client.get(f"/rasters/{FLOOD}.json", headers=auth("a_viewer")).json()
+    w, s, _, n = doc["bounds"]
+    tile = TMS.tile(w, (s + n) / 2, 11)
+    r = client.get(f"/rasters/{FLOOD}/11/{tile.x}/{tile.y}.png", headers=auth("a_viewer"))
+    assert r.status_code == 200, r.text
+    img = np.asarray(Image.open(io.BytesIO(r.content)).convert("RGBA"))
+    assert img[:, 0, 3].max() == 0
+
+
+def test_edge_tiles_survive_the_import_sandbox_env(tmp_path: Path, flood: dict[str, Any]) -> None:
+    """The import sandbox skips GDAL's VRT driver process-wide; raster reads still work when
+    it is imported first (as in the API server), including boundless reads at the edge."""
+    cog = tmp_path / "flood.tif"
+    with rasterio.open(
+        cog, "w", driver="GTiff", width=flood["array"].shape[1], height=flood["array"].shape[0],
+        count=1, dtype=flood["array"].dtype, crs=flood["crs"], transform=flood["transform"],
+        nodata=flood["nodata"],
+    ) as ds:  # fmt: skip
+        ds.write(flood["array"], 1)
+    lon, lat = TMS.lnglat(*(flood["transform"] @ (0, flood["array"].shape[0] / 2)))
+    t = TMS.tile(lon, lat, 11)
+    script = (
+        "import etl.sandbox\n"
+        "from pathlib import Path\n"
+        "from gis_service.impact import rasters\n"
+        f"png = rasters.render_tile(Path({str(cog)!r}), None, {t.z}, {t.x}, {t.y}, tilesize=256)\n"
+        "print('ok' if png else 'empty')\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert done.stdout.strip() == "ok", done.stderr[-2000:]
 
 
 def test_tile_outside_and_bad_knobs(client: TestClient) -> None:

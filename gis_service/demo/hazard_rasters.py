@@ -27,12 +27,12 @@ from rasterio.transform import from_origin
 from scipy import ndimage
 
 from gis_service.crs import gk_zone_epsg, gk_zone_transformer
+from gis_service.db.rasters import LayerMeta, cog_from_array, register_raster, register_vector
 from gis_service.demo.county import setup_county
 from gis_service.demo.generator import DemoCity
 from gis_service.demo.geometry import Arr
 from gis_service.demo.outline import load_counties
 from gis_service.demo.plans import AS_OF, SHIFENG, city_plans
-from gis_service.db.rasters import LayerMeta, cog_from_array, register_raster, register_vector
 
 __all__ = ["DEMO_LAYERS", "load_hazard_layers", "paint"]
 
