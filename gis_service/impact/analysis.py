@@ -640,9 +640,11 @@ async def run(
     simplified = (
         await conn.execute(
             text(
-                "SELECT ST_AsGeoJSON(ST_SimplifyPreserveTopology(ST_GeomFromWKB(:wkb, 4490),"
-                " 0.00005), 6, 0)::json AS g,"
-                " ST_Area(ST_GeomFromWKB(:wkb, 4490)::geography) / 1e6 AS km2"
+                "WITH f AS (SELECT ST_GeomFromWKB(:wkb, 4490) AS g)"
+                " SELECT ST_AsGeoJSON(ST_SimplifyPreserveTopology(f.g, greatest(0.00005,"
+                " (ST_XMax(f.g) - ST_XMin(f.g) + ST_YMax(f.g) - ST_YMin(f.g)) / 4000)),"
+                " 6, 0)::json AS g,"
+                " ST_Area(f.g::geography) / 1e6 AS km2 FROM f"
             ),
             {"wkb": wkb},
         )

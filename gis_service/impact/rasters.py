@@ -272,7 +272,10 @@ def threshold_polygons(
         ]
         if not parts:
             return shapely.Polygon()
-        merged = shapely.union_all(parts)
+        # the connected regions of ``shapes`` are disjoint already: no union needed
+        merged = shapely.MultiPolygon(
+            [q for p in parts for q in shapely.get_parts(p) if q.geom_type == "Polygon"]
+        )
         if simplify_px:
             merged = shapely.make_valid(merged.simplify(abs(src.res[0]) * simplify_px))
         gj = transform_geom(src.crs, "EPSG:4490", shapely.geometry.mapping(merged))
