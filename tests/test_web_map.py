@@ -310,6 +310,42 @@ def test_views_switch_layer_presets(page: Any, base: str) -> None:
         screenshot(page, f"web_view_{view}")
 
 
+def test_impact_run_through_the_page(page: Any, base: str) -> None:
+    """指挥调度 → 影响分析 on a geohazard risk zone: the page shows what the API computes."""
+    config = api_get(base, "a_admin", "/web/config.json")
+    if not config["impact"]:
+        pytest.skip("the impact API (issue 9) is not mounted")
+    switch_view(page, "commander")
+    page.click("#tabs button[data-tab='impact']")
+    page.select_option("#im-mode", "zone")
+    page.wait_for_selector("#im-zone option[value]:not([value=''])", state="attached")
+    zone = page.locator("#im-zone option").nth(1).get_attribute("value")
+    page.select_option("#im-zone", zone)
+    page.click("#im-run")
+    page.wait_for_selector("#impact-villages", timeout=120_000)
+    sent = page.evaluate("window.__gis.lastImpact.body")
+    assert sent == {"zone_id": int(zone)}
+    expected = api_post(base, "a_admin", "/analysis/impact", sent)
+    shown = {
+        tr.get_attribute("data-key"): int(tr.locator("td.num").inner_text().replace(",", ""))
+        for tr in page.locator("#impact-totals tr").all()
+    }
+    assert shown
+    for key, value in shown.items():
+        assert value == expected["totals"][key], key
+    cards = page.locator("#impact-cards .v").all_inner_texts()
+    assert int(cards[0].replace(",", "")) == expected["totals"]["households"]
+    assert page.locator("#impact-villages tr[data-code]").count() == len(expected["by_village"])
+    assert page.locator("#impact-grids tr[data-code]").count() == len(expected["by_grid"])
+    assert page.locator("#impact-contacts .person").count() == len(expected["contacts"])
+    assert page.locator("#impact-shelters tr[data-lon]").count() == len(expected["shelters"])
+    idle(page)
+    screenshot(page, "web_impact")
+    with page.expect_download() as dl:
+        page.click("#tab-body button[data-im-dl='xlsx']")
+    assert dl.value.suggested_filename.endswith(".xlsx")
+
+
 def test_search_by_name_and_grid_code(page: Any, db: psycopg.Connection[Any]) -> None:
     name, code = db.execute(
         "SELECT e.name, g.grid_code FROM enterprise e, grid g WHERE e.admin_code LIKE '430204%'"
