@@ -346,6 +346,42 @@ def test_impact_run_through_the_page(page: Any, base: str) -> None:
     assert dl.value.suggested_filename.endswith(".xlsx")
 
 
+def test_partition_proposal_preview(page: Any, db: psycopg.Connection[Any], base: str) -> None:
+    """网格规划 → 网格划分: propose for one community, see the proposal on the map and in the
+    table as the API has it (not committed; the proposal row is removed afterwards)."""
+    switch_view(page, "planner")
+    page.click("#tabs button[data-tab='partition']")
+    page.select_option("#pt-township", "430204001")
+    page.wait_for_selector("#pt-community option[value='430204001001']", state="attached")
+    page.select_option("#pt-community", "430204001001")
+    page.click("#pt-propose:not([disabled])")
+    page.wait_for_selector("#pt-table", timeout=120_000)
+    proposal = page.evaluate("window.__gis.lastProposal")
+    try:
+        assert proposal["status"] == "ready"
+        expected = api_get(base, "a_admin", f"/grids/proposals/{proposal['id']}")
+        rows = page.locator("#pt-table tr[data-code]").evaluate_all(
+            "(trs) => trs.map((tr) => [tr.dataset.code, tr.children[1].textContent])"
+        )
+        want = [
+            [f["properties"]["grid_code"], str(f["properties"]["households"])]
+            for f in expected["grids"]["features"]
+        ]
+        assert rows == want
+        assert page.is_enabled("#pt-commit")
+        idle(page)
+        drawn = page.evaluate(
+            "() => window.__gis.map.queryRenderedFeatures({layers: ['proposal-fill']}).length"
+        )
+        assert drawn >= len(want)
+        assert "偏差在允许范围内" in page.inner_text("#pt-quality")
+        screenshot(page, "web_partition_preview")
+    finally:
+        db.execute("DELETE FROM grid_proposal WHERE id = %s", (proposal["id"],))
+        db.commit()
+        page.click("#pt-clear")
+
+
 def test_search_by_name_and_grid_code(page: Any, db: psycopg.Connection[Any]) -> None:
     name, code = db.execute(
         "SELECT e.name, g.grid_code FROM enterprise e, grid g WHERE e.admin_code LIKE '430204%'"
@@ -415,6 +451,40 @@ def test_token_login_form(chromium: Any, base: str) -> None:
         assert page.locator("#views button.active").get_attribute("data-view") == "commander"
     finally:
         context.close()
+
+
+def test_password_login_form(chromium: Any, base: str, db: psycopg.Connection[Any]) -> None:
+    """With POST /auth/login mounted, the login form takes a login name and a password."""
+    from gis_service.domain.users import hash_password
+
+    if not api_get(base, "a_admin", "/web/config.json")["password_login"]:
+        pytest.skip("POST /auth/login is not mounted")
+    (user_id,) = db.execute("SELECT id FROM app_user WHERE login = 'a_viewer'").fetchone()
+    db.execute(
+        "INSERT INTO user_password (user_id, hash) VALUES (%s, %s)",
+        (user_id, hash_password("correct horse battery")),
+    )
+    db.commit()
+    context = chromium.new_context(viewport=VIEWPORT)
+    page = context.new_page()
+    try:
+        page.goto(base)
+        page.wait_for_selector("#login-password:not([hidden])")
+        page.fill("#login-form input[name=login]", "a_viewer")
+        page.fill("#login-form input[name=password]", "correct horse battery")
+        page.click("#login-form button[type=submit]")
+        wait_map(page)
+        assert page.inner_text("#user-name") == "a_viewer"
+        assert "查看者" in page.inner_text("#user-role")
+        token = page.evaluate("sessionStorage.getItem('gis-service.token')")
+        assert token
+        assert not token.startswith("gis_test_")
+    finally:
+        context.close()
+        db.execute("DELETE FROM auth_token WHERE user_id = %s", (user_id,))
+        db.execute("DELETE FROM user_password WHERE user_id = %s", (user_id,))
+        db.execute("DELETE FROM auth_failure WHERE login = 'a_viewer'")
+        db.commit()
 
 
 def test_no_console_errors_during_the_session(session_page: tuple[Any, Console, float]) -> None:

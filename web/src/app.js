@@ -98,10 +98,9 @@ async function boot() {
   $('#login-form').addEventListener('submit', (e) => { e.preventDefault(); tryLogin(e.target); });
   $('#logout').addEventListener('click', () => { session.clear(); location.reload(); });
   onUnauthorized(() => { if (state.me) { session.clear(); showLogin('登录已失效，请重新登录'); } });
-  try {
-    state.config = await api('/web/config.json');
-  } catch { state.config = {}; }
-  if (!session.token) { showLogin(); return; }
+  const config = api('/web/config.json').catch(() => ({}));
+  if (!session.token) { state.config = await config; showLogin(); return; }
+  state.config = await config;
   try {
     await start();
   } catch (err) {
@@ -313,7 +312,8 @@ function createMap(view) {
     bounds: b ? [[b[0], b[1]], [b[2], b[3]]] : undefined,
     fitBoundsOptions: { padding: 24 },
     transformRequest: (url) => (url.startsWith(location.origin) ? { url, headers: authHeaders() } : { url }),
-    preserveDrawingBuffer: true,
+    // No preserveDrawingBuffer (costly with software GL): the PNG export reads the canvas
+    // inside a render event instead.
     localIdeographFontFamily: FONT_FAMILY,
     dragRotate: false,
     pitchWithRotate: false,
@@ -330,7 +330,9 @@ function createMap(view) {
     hooks.errors.push(msg);
     status(`地图：${msg}`, { error: true });
   });
-  map.on('idle', () => { hooks.idle = true; });
+  map.once('render', () => { hooks.firstRenderMs = Math.round(performance.now()); });
+  map.once('load', () => { hooks.loadMs = Math.round(performance.now()); });
+  map.on('idle', () => { hooks.idle = true; if (!hooks.firstIdleMs) hooks.firstIdleMs = Math.round(performance.now()); });
   map.on('movestart', () => { hooks.idle = false; });
   map.on('style.load', () => { hooks.idle = false; applyFeatureStates(); });
   map.on('mousemove', throttleFrame((e) => {
@@ -893,6 +895,13 @@ function setupToolbar() {
 export async function exportPng() {
   await hooks.waitIdle();
   const src = map.getCanvas();
+  const frame = document.createElement('canvas');
+  frame.width = src.width;
+  frame.height = src.height;
+  await new Promise((resolve) => {
+    map.once('render', () => { frame.getContext('2d').drawImage(src, 0, 0); resolve(); });
+    map.triggerRepaint();
+  });
   const ratio = src.width / src.clientWidth;
   const head = Math.round(40 * ratio);
   const canvas = document.createElement('canvas');
@@ -906,7 +915,7 @@ export async function exportPng() {
   g.textBaseline = 'middle';
   const when = new Date().toLocaleString('zh-CN', { hour12: false });
   g.fillText(`${state.scope ? state.scope.name : ''} · ${VIEWS[state.view]} · ${when}`, 12 * ratio, head / 2);
-  g.drawImage(src, 0, head);
+  g.drawImage(frame, 0, head);
   const url = canvas.toDataURL('image/png');
   hooks.lastPng = url.length;
   const a = document.createElement('a');

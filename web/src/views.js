@@ -126,14 +126,16 @@ function statusZh(s) {
   return { running: '计算中', ready: '待确认', failed: '失败', committed: '已生效', superseded: '已作废' }[s] || s;
 }
 
+const QUALITY_LABELS = [
+  ['grids', '网格数', 'n'], ['target', '目标户数', 'n'], ['tolerance', '允许偏差', 'p'],
+  ['within_tolerance_share', '偏差在允许范围内', 'p'], ['beyond_20pct', '偏差超过 ±20% 的网格', 'n'],
+  ['one_piece_share', '连片（一整块）占比', 'p'], ['boundary_on_barriers_share', '边界沿街道/河流占比', 'p'],
+  ['special_grids', '专属网格', 'n'], ['communities', '社区数', 'n'],
+];
+
 function qualityHtml(q) {
-  const rows = Object.entries(q).filter(([, v]) => typeof v === 'number' || typeof v === 'string').slice(0, 12);
-  const label = {
-    grids: '网格数', households: '户数', within_tolerance: '±10% 内占比', share_within_tolerance: '±10% 内占比',
-    contiguous: '连片占比', polsby_popper_mean: '紧凑度（PP 均值）', mean_polsby_popper: '紧凑度（PP 均值）', max_deviation: '最大偏差',
-    boundary_on_streets: '沿街道/河流边界占比', moved_households: '变动户数',
-  };
-  return `<table class="kv">${rows.map(([k, v]) => `<tr><th>${escapeHtml(label[k] || k)}</th><td>${typeof v === 'number' && v <= 1 && v >= -1 && !Number.isInteger(v) ? pct(v) : escapeHtml(fmt(v))}</td></tr>`).join('')}</table>`;
+  const rows = QUALITY_LABELS.filter(([k]) => typeof q[k] === 'number');
+  return `<table class="kv" id="pt-quality">${rows.map(([k, label, kind]) => `<tr data-key="${k}"><th>${escapeHtml(label)}</th><td>${kind === 'p' ? pct(q[k]) : escapeHtml(fmt(q[k]))}</td></tr>`).join('')}</table>`;
 }
 
 function proposalFeatures(p) {
@@ -145,8 +147,8 @@ function proposalFeatures(p) {
 function proposalTable(p) {
   const fs = proposalFeatures(p);
   if (!fs.length) return '';
-  return `<div class="table-wrap"><table class="data" id="pt-table"><tr><th>网格</th><th class="num">户数</th><th class="num">偏差</th><th class="num">紧凑度</th></tr>
-    ${fs.map((f) => { const r = f.properties || {}; return `<tr><td>${escapeHtml(r.grid_code || r.label || '')}</td><td class="num">${fmt(r.households)}</td><td class="num">${r.deviation !== undefined ? pct(r.deviation) : '—'}</td><td class="num">${r.polsby_popper !== undefined ? Number(r.polsby_popper).toFixed(2) : '—'}</td></tr>`; }).join('')}</table></div>`;
+  return `<div class="table-wrap"><table class="data" id="pt-table"><tr><th>网格编码</th><th class="num">户数</th><th class="num">偏差</th><th class="num">紧凑度</th></tr>
+    ${fs.map((f) => { const r = f.properties || {}; return `<tr data-code="${escapeHtml(r.grid_code || '')}"><td>${escapeHtml(r.grid_code || r.label || '')}</td><td class="num">${fmt(r.households)}</td><td class="num">${r.deviation !== undefined ? pct(r.deviation) : '—'}</td><td class="num">${r.polsby_popper !== undefined ? Number(r.polsby_popper).toFixed(2) : '—'}</td></tr>`; }).join('')}</table></div>`;
 }
 
 async function propose(el, ctx) {
