@@ -115,6 +115,7 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
 
     # Innermost: well-formed tile requests are answered here, after host/id/body checks.
     app.add_middleware(tiles.TileFastPath)
+    app.add_middleware(query.QueryFastPath)  # same for well-formed GET locate/nearest
     app.add_middleware(
         BodyLimitMiddleware,
         max_bytes=settings.api.max_body_bytes,

@@ -112,6 +112,11 @@ async def _gis_error(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+async def render_problem(request: Request, exc: e.GisError) -> JSONResponse:
+    """The problem+json answer for ``exc``, for code answering outside FastAPI's routing."""
+    return await _gis_error(request, exc)
+
+
 def _loc(loc: tuple[Any, ...]) -> str:
     return ".".join(str(p) for p in loc)
 

@@ -2,20 +2,24 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from decimal import Decimal
 from typing import Annotated, Any, Literal
-from urllib.parse import urlencode
+from urllib.parse import parse_qsl, urlencode
 
 import orjson
 from fastapi import FastAPI, Query, Request
 from fastapi.responses import Response
+from starlette.applications import Starlette
+from starlette.types import ASGIApp, Receive, Scope, Send
 
-from gis_service.api.deps import CurrentUser, DbDep, SettingsDep
+from gis_service.api.deps import CurrentUser, DbDep, SettingsDep, current_principal
+from gis_service.api.errors import render_problem
 from gis_service.api.routes import router
-from gis_service.db.engine import make_read_pool
-from gis_service.errors import BadParameter, FieldProblem, InvalidInput, NotFound
+from gis_service.db.engine import ReadConnection, make_read_pool
+from gis_service.errors import BadParameter, FieldProblem, GisError, InvalidInput, NotFound
 from gis_service.query import area as qarea
 from gis_service.query import batch as batch_input
 from gis_service.query import layers as qlayers
@@ -67,6 +71,123 @@ def fast_json(content: Any) -> Response:
     )
 
 
+_COORD = re.compile(r"^-?\d{1,3}(\.\d{1,15})?$")
+_COUNT = re.compile(r"^\d{1,3}$")
+#: Query parameters each fast path takes (anything else goes to the route, which refuses it).
+_FAST = {
+    "/query/locate": frozenset({"lon", "lat", "crs"}),
+    "/query/nearest": frozenset({"lon", "lat", "crs", "layer", "k"}),
+}
+
+
+def _plain_query(raw: bytes, allowed: frozenset[str]) -> dict[str, str] | None:
+    """The query string as a dict when it is unremarkable (known keys, once each), else None."""
+    out: dict[str, str] = {}
+    for key, value in parse_qsl(raw.decode("latin-1"), keep_blank_values=True):
+        if key not in allowed or key in out:
+            return None
+        out[key] = value
+    return out
+
+
+def _coord(value: str | None, limit: float) -> float | None:
+    if value is None or not _COORD.match(value):
+        return None
+    number = float(value)
+    return number if -limit <= number <= limit else None
+
+
+class QueryFastPath:
+    """Pure ASGI front for well-formed ``GET /query/locate`` and ``GET /query/nearest``.
+
+    FastAPI's routing, parameter solving and response machinery cost more CPU than these
+    point queries themselves (py-spy). Requests whose parameters are plainly valid (known
+    names once each, decimal numbers in range, a known crs, layer and k) are answered here
+    with the same principal dependency, the same query functions on the read pool and the
+    same JSON; anything else, and a point outside the caller's area (404), is passed to the
+    route unchanged, so every refusal keeps its one wording. Errors after the checks are
+    rendered by the app's own handlers.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Answer a point query, or hand the request to the app."""
+        allowed = _FAST.get(scope["path"]) if scope["type"] == "http" else None
+        app = scope.get("app")
+        if (
+            allowed is None
+            or app is None
+            or scope["method"] != "GET"
+            or scope.get("root_path")
+            or getattr(app.state, "read_pool", None) is None
+            or not getattr(app.state, "query_fast_path", True)
+            or (args := _plain_query(scope["query_string"], allowed)) is None
+            or (body := await self._answer(app, scope, receive, args)) is None
+        ):
+            await self.app(scope, receive, send)
+            return
+        app.state.query_fast_served = getattr(app.state, "query_fast_served", 0) + 1
+        await body(scope, receive, send)
+
+    @staticmethod
+    async def _answer(
+        app: Starlette, scope: Scope, receive: Receive, args: dict[str, str]
+    ) -> Response | None:
+        lon, lat = _coord(args.get("lon"), 180), _coord(args.get("lat"), 90)
+        try:
+            crs = qp.InputCrs(args.get("crs", "wgs84"))
+        except ValueError:
+            return None
+        if lon is None or lat is None:
+            return None
+        nearest = scope["path"] == "/query/nearest"
+        k = args.get("k", "1")
+        if nearest and not (_COUNT.match(k) and 1 <= int(k) <= qp.MAX_K):
+            return None
+        request = Request(scope, receive)
+        try:
+            name = ""
+            if nearest:
+                (name,) = qp.parse_layers(
+                    args.get("layer", ""), qlayers.NAMES, field="query.layer", most=1
+                )
+            point = qp.storage_point(lon, lat, crs)
+        except GisError:
+            return None  # the route words the refusal
+        try:
+            state = app.state
+            user = await current_principal(
+                request, state.engine, state.settings, request.headers.get("authorization")
+            )
+            async with ReadConnection(state.read_pool) as conn:
+                if nearest:
+                    features = await qnearby.nearest(conn, user, point, qlayers.get(name), int(k))
+                    return fast_json(_nearest_answer(point, name, int(k), features))
+                hit = await qlocate.locate_point(conn, user, point)
+        except GisError as exc:
+            return await render_problem(request, exc)
+        if not hit.found:
+            return None  # the route answers the 404
+        return fast_json(_locate_answer(lon, lat, crs, hit))
+
+
+def _locate_answer(lon: float, lat: float, crs: qp.InputCrs, hit: qlocate.Located) -> Any:
+    return {"input": {"lon": lon, "lat": lat, "crs": crs.value}, **hit.as_dict()}
+
+
+def _nearest_answer(
+    point: tuple[float, float], name: str, k: int, features: list[dict[str, Any]]
+) -> Any:
+    return {
+        "point": [round(point[0], 7), round(point[1], 7)],
+        "layer": name,
+        "k": k,
+        "features": features,
+    }
+
+
 def download(content: bytes, fmt: Fmt, name: str) -> Response:
     """A CSV/XLSX attachment."""
     media = "text/csv; charset=utf-8" if fmt == "csv" else XLSX
@@ -93,7 +214,7 @@ async def locate(
             detail="no village of your area holds this point",
             detail_zh="该位置不在您的辖区范围内",
         )
-    return fast_json({"input": {"lon": lon, "lat": lat, "crs": crs.value}, **hit.as_dict()})
+    return fast_json(_locate_answer(lon, lat, crs, hit))
 
 
 @api.post(
@@ -241,14 +362,7 @@ async def nearest(  # noqa: PLR0917 - FastAPI injects by parameter
     point = qp.storage_point(lon, lat, crs)
     async with db.read() as conn:
         features = await qnearby.nearest(conn, user, point, qlayers.get(name), k)
-    return fast_json(
-        {
-            "point": [round(point[0], 7), round(point[1], 7)],
-            "layer": name,
-            "k": k,
-            "features": features,
-        }
-    )
+    return fast_json(_nearest_answer(point, name, k, features))
 
 
 def _unit_headers(keys: list[str]) -> list[str]:
