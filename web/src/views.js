@@ -249,32 +249,40 @@ async function renderQuality(el, ctx) {
     ctx.setOverlay('highlight', { type: 'FeatureCollection', features: a.features.map((f) => ({ ...f, properties: {} })) });
     ctx.status(`已在地图上标出 ${a.features.length} 个网格`);
   }));
-  const stats = await api('/stats/divisions');
+  const stats = await api(`/stats/divisions${state.scope ? `?parent=${state.scope.code}` : ''}`);
   const cols = [['buildings', '房屋'], ['households', '户数'], ['population', '人口'], ['enterprises', '企业'], ['geohazard_points', '地灾点'], ['shelters', '避难场所']];
   el.querySelector('#quality-stats').innerHTML = `<table class="data"><tr><th>单位</th>${cols.map(([, l]) => `<th class="num">${l}</th>`).join('')}</tr>
     ${[...stats.rows, { ...stats.total, name: '合计' }].map((r) => `<tr><td>${escapeHtml(r.name)}</td>${cols.map(([k]) => `<td class="num">${fmt(r[k])}</td>`).join('')}</tr>`).join('')}</table>`;
 }
 
 // ---------------------------------------------------------------- 风险普查: import history
+const IMPORT_STATUS = { pending: '排队中', running: '导入中', done: '已完成', succeeded: '已完成', failed: '失败', rejected: '已拒绝', dry_run: '试导入' };
+const TARGET_ZH = {
+  enterprise: '企业', building: '房屋', facility: '公共服务设施', geohazard_point: '地灾隐患点', geohazard_zone: '地灾风险区',
+  shelter: '避难场所', safety_hazard: '隐患', forest_patch: '林班', fire_point: '火点', barrier_line: '分隔线', grid: '网格',
+};
+
 async function renderImports(el, ctx) {
   const { api } = ctx;
-  const list = await api('/imports');
-  const items = Array.isArray(list) ? list : list.imports || list.items || [];
+  const items = await api('/imports');
   el.innerHTML = `
-    <div class="note">本辖区最近的数据导入（命令行 <code>gis-service import</code> 或接口 <code>POST /imports</code>）。单击查看逐行错误。</div>
-    ${items.length ? `<div class="table-wrap"><table class="data" id="imports-table"><tr><th>时间</th><th>目标</th><th>文件</th><th>状态</th><th class="num">行</th><th class="num">错误</th></tr>
-      ${items.map((b) => `<tr class="clickable ${(b.rows_rejected || b.errors || 0) ? 'flag' : ''}" data-id="${b.id}"><td>${escapeHtml(String(b.created_at || b.started_at || '').slice(0, 16).replace('T', ' '))}</td><td>${escapeHtml(b.target || '')}</td>
-      <td title="${escapeHtml(b.filename || b.file_name || '')}">${escapeHtml(String(b.filename || b.file_name || '').slice(0, 18))}</td><td>${escapeHtml(b.status || '')}</td>
-      <td class="num">${fmt(b.rows_loaded ?? b.rows_total ?? b.rows)}</td><td class="num">${fmt(b.rows_rejected ?? b.errors ?? 0)}</td></tr>`).join('')}</table></div>` : '<div class="empty">暂无导入记录</div>'}
+    <div class="note">本辖区最近 50 次数据导入（命令行 <code>gis-service import</code> 或接口 <code>POST /imports</code>）。单击查看逐行问题。</div>
+    ${items.length ? `<div class="table-wrap"><table class="data" id="imports-table"><tr><th>时间</th><th>数据</th><th>文件</th><th>状态</th><th class="num">读入</th><th class="num">新增/更新</th><th class="num">拒绝</th></tr>
+      ${items.map((b) => `<tr class="clickable ${b.rows_rejected || b.error_code ? 'flag' : ''}" data-id="${b.id}"><td>${escapeHtml(String(b.created_at || '').slice(5, 16).replace('T', ' '))}</td>
+      <td>${escapeHtml(TARGET_ZH[b.target] || b.target || '')}</td><td title="${escapeHtml(b.file_name || '')}">${escapeHtml(String(b.file_name || '').slice(0, 16))}</td>
+      <td>${escapeHtml(IMPORT_STATUS[b.status] || b.status || '')}</td><td class="num">${fmt(b.rows_read)}</td>
+      <td class="num">${fmt(b.rows_inserted)}/${fmt(b.rows_updated)}</td><td class="num">${fmt(b.rows_rejected)}</td></tr>`).join('')}</table></div>` : '<div class="empty">暂无导入记录</div>'}
     <div id="import-detail"></div>`;
   el.querySelectorAll('tr[data-id]').forEach((tr) => tr.addEventListener('click', async () => {
     const d = await api(`/imports/${tr.dataset.id}`);
-    const report = d.report || {};
-    const errors = report.errors || d.errors || [];
-    el.querySelector('#import-detail').innerHTML = `<h3>导入 #${escapeHtml(String(d.id))}</h3>
-      <table class="kv">${Object.entries(report).filter(([, v]) => typeof v !== 'object').slice(0, 12).map(([k, v]) => `<tr><th>${escapeHtml(k)}</th><td>${escapeHtml(fmt(v))}</td></tr>`).join('')}</table>
-      ${errors.length ? `<h3>错误（${fmt(errors.length)}）</h3><div class="table-wrap"><table class="data"><tr><th class="num">行</th><th>字段</th><th>说明</th></tr>
-      ${errors.slice(0, 200).map((e) => `<tr><td class="num">${escapeHtml(fmt(e.row))}</td><td>${escapeHtml(e.field || '')}</td><td>${escapeHtml(e.message_zh || e.message || e.code || '')}</td></tr>`).join('')}</table></div>` : '<div class="note ok-text">无错误</div>'}`;
+    const problems = d.problems || [];
+    const facts = [['文件', d.file_name], ['格式', d.fmt], ['编码', d.encoding], ['坐标系', d.crs_label || d.source_crs],
+      ['读入行数', d.rows_read], ['新增', d.rows_inserted], ['更新', d.rows_updated], ['修复', d.rows_repaired], ['拒绝', d.rows_rejected],
+      ['导入人', d.actor], ['错误', d.error_detail]].filter(([, v]) => v !== null && v !== undefined && v !== '');
+    el.querySelector('#import-detail').innerHTML = `<h3>导入 #${escapeHtml(String(d.id))}（${escapeHtml(IMPORT_STATUS[d.status] || d.status || '')}）</h3>
+      <table class="kv">${facts.map(([k, v]) => `<tr><th>${escapeHtml(k)}</th><td>${escapeHtml(fmt(v))}</td></tr>`).join('')}</table>
+      ${problems.length ? `<h3>逐行问题（前 ${fmt(problems.length)} 条）</h3><div class="table-wrap"><table class="data" id="import-problems"><tr><th class="num">行号</th><th>字段</th><th>问题</th></tr>
+      ${problems.slice(0, 500).map((e) => `<tr class="${e.repaired ? '' : 'flag'}"><td class="num">${escapeHtml(fmt(e.row))}</td><td>${escapeHtml(e.column || '')}</td><td>${escapeHtml(e.reason_zh || e.reason || '')}${e.repaired ? '（已修复）' : ''}</td></tr>`).join('')}</table></div>` : '<div class="note ok-text">没有问题行</div>'}`;
   }));
 }
 
@@ -282,7 +290,7 @@ async function renderImports(el, ctx) {
 async function renderCommand(el, ctx) {
   const { api, state } = ctx;
   const [stats, warnings, enterprises, points, shelters] = await Promise.all([
-    api('/stats/divisions'),
+    api(`/stats/divisions${state.scope ? `?parent=${state.scope.code}` : ''}`),
     state.config.warnings ? api('/warnings').catch(() => null) : Promise.resolve(null),
     api(`/ogc/collections/enterprises/items?${new URLSearchParams({ filter: "risk_level IN ('red','orange')", sortby: 'risk_level', limit: '100' })}`),
     api(`/ogc/collections/geohazard_points/items?${new URLSearchParams({ filter: 'closed=false', sortby: 'danger_grade', limit: '100' })}`).catch(() => ({ features: [] })),
