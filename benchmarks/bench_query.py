@@ -414,17 +414,17 @@ PREVIOUS = {
 }
 
 
-#: The old code (f7ddbb1, before this work) run by the same script just before the last run,
-#: under the same machine load (9.6 / 8.7; GIS_BENCH_APP_PATH=<checkout of f7ddbb1>): like for like.
+#: The old code (f7ddbb1, before this work) run by the same script just before the last run
+#: (load 3.9 / 6.3, lighter than the last run's; GIS_BENCH_APP_PATH=<checkout of f7ddbb1>): like for like.
 BASELINE = {
-    "me_seq": "median 19.9 ms, p99 42.2 ms",
-    "me_wrk": "123 req/s, p99 930.5 ms, CPU/request app 5.26 ms + PostgreSQL 1.08 ms",
-    "locate_seq": "median 16.0 ms, p99 76.4 ms",
-    "locate_wrk": "57 req/s, p50 595.6 ms, p99 1920.0 ms, non-2xx 0, CPU/request app 10.80 ms + PostgreSQL 5.42 ms",
-    "nearest_seq": "median 13.1 ms, p99 130.9 ms",
-    "nearest_wrk": "60 req/s, p50 480.4 ms, p99 1360.0 ms, non-2xx 0, CPU/request app 10.72 ms + PostgreSQL 6.45 ms",
-    "area": "median 184 ms, max 341 ms",
-    "batch": "median 9.36 s",
+    "me_seq": "median 8.0 ms, p99 19.9 ms",
+    "me_wrk": "183 req/s, p99 676.2 ms, CPU/request app 4.99 ms + PostgreSQL 0.46 ms",
+    "locate_seq": "median 13.2 ms, p99 61.4 ms",
+    "locate_wrk": "59 req/s, p50 597.7 ms, p99 1590.0 ms, non-2xx 0, CPU/request app 11.45 ms + PostgreSQL 5.46 ms",
+    "nearest_seq": "median 12.4 ms, p99 21.1 ms",
+    "nearest_wrk": "54 req/s, p50 568.5 ms, p99 1100.0 ms, non-2xx 0, CPU/request app 11.66 ms + PostgreSQL 6.68 ms",
+    "area": "median 70 ms, max 122 ms",
+    "batch": "median 11.16 s",
     "direct_locate": "(current query code)",
     "direct_nearest": "(current query code)",
     "direct_batch": "(current query code)",
@@ -467,12 +467,14 @@ def write(res: dict[str, Any], args: argparse.Namespace) -> None:
         "The `/me` rows are the floor of any authenticated endpoint on this machine at that",
         "moment (now: the token owner from the per-worker principal cache after one shared",
         "change-feed round trip): compare the query rows with them, and with the rows without",
-        "HTTP, before reading the goals. `GET /query/locate` and `/query/nearest` run on the",
-        "read pool (one autocommit statement, generic plans); the batch on two transactions",
-        "at once. The load average says how busy the shared machine was (other engineers'",
-        "test suites): the previous committed run and this one were not measured under the",
-        "same load; the A/B column was, right before this run. CPU/request (server process",
-        "tree, and the whole PostgreSQL server) depends much less on the load than req/s:",
+        "HTTP, before reading the goals. `GET /query/locate` and `/query/nearest` are answered",
+        "by the ASGI fast path on the read pool (one autocommit statement, generic plans); the",
+        "batch by two transactions at once. The load average says how busy the shared machine",
+        "was (other engineers' test suites): the previous committed run and this one were",
+        "not measured under the same load; the A/B column (the old code f7ddbb1 run by this",
+        "script right before this run, load 3.9 / 6.3) under a similar, lighter one.",
+        "CPU/request (server process tree, and the whole PostgreSQL server) depends much",
+        "less on the load than req/s:",
         "on an idle 2-core machine, req/s is bounded by about 2,000 ms / (app + PostgreSQL",
         "+ wrk CPU per request).",
         "",
