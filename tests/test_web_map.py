@@ -7,6 +7,7 @@ another county. Results the page shows are compared with the API and with databa
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -269,6 +270,53 @@ def test_drawn_polygon_counts_equal_the_area_query(
         page.click("#tab-body button[data-dl='xlsx']")
     assert dl.value.suggested_filename.endswith(".xlsx")
     page.click("#toolbar button[data-tool='clear']")
+
+
+def test_drawn_circle_counts_equal_the_area_query(page: Any, base: str) -> None:
+    jump(page, 113.085, 27.885, 14)
+    page.click("#toolbar button[data-tool='circle']")
+    box = page.locator("#map canvas").bounding_box()
+    assert box is not None
+    cx, cy = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    page.mouse.click(cx, cy)
+    page.mouse.move(cx + 150, cy, steps=5)
+    page.mouse.click(cx + 150, cy)
+    page.wait_for_selector("#area-totals")
+    area = page.evaluate("window.__gis.lastArea")
+    assert area["meta"]["kind"] == "circle"
+    assert 300 < area["meta"]["radius_m"] < 3000
+    ring = area["geometry"]["coordinates"][0]
+    assert len(ring) == 65
+    expected = api_post(base, "a_admin", "/query/area", {"geometry": area["geometry"]})
+    shown = {
+        tr.get_attribute("data-key"): int(tr.locator("td.num").inner_text().replace(",", ""))
+        for tr in page.locator("#area-totals tr").all()
+    }
+    assert shown == {k: expected["totals"][k] for k in shown}
+    assert shown["buildings"] > 0
+    page.click("#toolbar button[data-tool='clear']")
+
+
+def test_search_gcj02_coordinates_locates_the_converted_point(page: Any, base: str) -> None:
+    """Amap/Tencent coordinates typed in the search box go to /query/locate with crs=gcj02."""
+    page.select_option("#search-crs", "gcj02")
+    page.fill("#search-input", "113.1452, 27.9385")
+    page.keyboard.press("Enter")
+    page.wait_for_function(
+        "() => window.__gis.lastLocate && window.__gis.lastLocate.input"
+        " && window.__gis.lastLocate.input.crs === 'gcj02'"
+    )
+    page.wait_for_selector("#locate-chain")
+    expected = api_get(base, "a_admin", "/query/locate", lon=113.1452, lat=27.9385, crs="gcj02")
+    got = page.evaluate("window.__gis.lastLocate")
+    assert got["point"] == expected["point"]
+    # The converted point is a few hundred metres from the typed one (the GCJ-02 offset).
+    dx = (expected["point"][0] - 113.1452) * 111_320 * math.cos(math.radians(27.94))
+    dy = (expected["point"][1] - 27.9385) * 110_574
+    assert 200 < math.hypot(dx, dy) < 1000
+    if expected["grid"]:
+        assert page.get_attribute("#locate-grid", "data-grid-code") == expected["grid"]["grid_code"]
+    page.select_option("#search-crs", "cgcs2000")
 
 
 def test_views_switch_layer_presets(page: Any, base: str) -> None:
