@@ -89,9 +89,12 @@ def facts(url: str) -> dict[str, Any]:
                 " SELECT 'grids', count(*) FROM grid WHERE valid_to IS NULL"
             ).fetchall()
         )
+        # the centre of the ~7 km cell holding the most buildings (where 50 km² weighs most)
         dense = c.execute(
-            "SELECT ST_X(ST_Centroid(g.geom)), ST_Y(ST_Centroid(g.geom)) FROM grid g"
-            " WHERE g.valid_to IS NULL ORDER BY g.population DESC LIMIT 1"
+            "SELECT (i + 0.5) * 0.072, (j + 0.5) * 0.063 FROM (SELECT"
+            " floor(ST_X(ST_PointOnSurface(geom)) / 0.072) AS i,"
+            " floor(ST_Y(ST_PointOnSurface(geom)) / 0.063) AS j, count(*) AS n"
+            " FROM building GROUP BY 1, 2 ORDER BY n DESC LIMIT 1) d"
         ).fetchone()
         bounds = c.execute(
             "SELECT r.west, r.south, r.east, r.north, r.width, r.height, r.res_x"
@@ -238,7 +241,7 @@ def main() -> None:
         "",
         "| measure | goal | measured |",
         "|---|---|---|",
-        f"| `POST /analysis/impact`, 50 km² square on the densest grid"
+        f"| `POST /analysis/impact`, 50 km² square on the densest part of the demo"
         f" ({t50['buildings']:,} buildings, {t50['population']:,} people,"
         f" {len(p50['doc']['by_grid'])} grids, {len(p50['doc']['contacts'])} contacts),"
         f" {args.runs + 1} runs | < 1 s | median {p50['median']:.0f} ms,"

@@ -16,6 +16,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import shapely
 from shapely.geometry.base import BaseGeometry
 from sqlalchemy import text
@@ -106,7 +107,10 @@ def _buildings_sql(scope: str | None) -> str:
     return f"""WITH {_hits("building", scope)}
 SELECT t.grid_code, t.admin_code, coalesce(t.structure, '{UNKNOWN}') AS cat, count(*) AS n,
        sum(t.households) AS households, sum(t.population) AS population,
-       sum({vuln}) AS vulnerable
+       sum({vuln}) AS vulnerable,
+       count(*) FILTER (WHERE t.population > 0) AS inhabited,
+       sum(ST_X(ST_PointOnSurface(t.geom))) FILTER (WHERE t.population > 0) AS sx,
+       sum(ST_Y(ST_PointOnSurface(t.geom))) FILTER (WHERE t.population > 0) AS sy
 FROM hit JOIN building t USING (id) GROUP BY 1, 2, 3"""
 
 
@@ -367,24 +371,26 @@ async def _contacts(
     return out
 
 
-_SHELTERS_SQL = """WITH {fp},
-need AS (
-    SELECT v.code, v.x, v.y FROM unnest(CAST(:codes AS text[]), CAST(:xs AS float8[]),
-                                        CAST(:ys AS float8[])) AS v(code, x, y)
-),
-cand AS (
-    SELECT s.id, s.name, s.grade, s.space_type, s.capacity, s.current_occupancy, s.geom
-    FROM shelter s
-    WHERE {scope} AND s.status <> 'full' AND s.capacity > s.current_occupancy
-      AND NOT EXISTS (SELECT 1 FROM fp WHERE s.geom && fp.g AND ST_Intersects(s.geom, fp.g))
-    ORDER BY s.geom <-> ST_SetSRID(ST_MakePoint(:cx, :cy), 4490)
-    LIMIT :k
-)
-SELECT need.code, c.id, c.name, c.grade, c.space_type, c.capacity, c.current_occupancy,
-       ST_X(c.geom) AS lon, ST_Y(c.geom) AS lat,
-       ST_Distance(c.geom::geography, ST_SetSRID(ST_MakePoint(need.x, need.y), 4490)::geography)
-           AS d
-FROM need CROSS JOIN cand c"""
+_SHELTERS_SQL = """WITH {fp}
+SELECT s.id, s.name, s.grade, s.space_type, s.capacity, s.current_occupancy,
+       ST_X(s.geom) AS lon, ST_Y(s.geom) AS lat
+FROM shelter s
+WHERE {scope} AND s.status <> 'full' AND s.capacity > s.current_occupancy
+  AND NOT EXISTS (SELECT 1 FROM fp WHERE s.geom && fp.g AND ST_Intersects(s.geom, fp.g))
+ORDER BY s.geom <-> ST_SetSRID(ST_MakePoint(:cx, :cy), 4490)
+LIMIT :k"""
+
+
+def great_circle_m(lon1: Any, lat1: Any, lon2: Any, lat2: Any) -> Any:
+    """Haversine distance in metres (mean Earth radius; within 0.5 % of the ellipsoid).
+
+    >>> round(float(great_circle_m(113.0, 28.0, 113.01, 28.0)))
+    982
+    """
+    la1, la2 = np.radians(lat1), np.radians(lat2)
+    dlat, dlon = la2 - la1, np.radians(lon2) - np.radians(lon1)
+    a = np.sin(dlat / 2) ** 2 + np.cos(la1) * np.cos(la2) * np.sin(dlon / 2) ** 2
+    return 2 * 6_371_008.8 * np.arcsin(np.sqrt(a))
 
 
 def assign_shelters(
@@ -442,24 +448,16 @@ async def _shelters(
     total = sum(n[0] for n in needs.values())
     k = max(listed, min(400, 20 + total // 200))
     sql = _SHELTERS_SQL.format(fp=_FP, scope=code_scope_sql("s.admin_code", principal.scope_code))
-    rows = (
-        await conn.execute(
-            text(sql),
-            {
-                **params,
-                "codes": codes or [""],
-                "xs": [needs[v][1] for v in codes] or [c.x],
-                "ys": [needs[v][2] for v in codes] or [c.y],
-                "cx": c.x,
-                "cy": c.y,
-                "k": k,
-            },
-        )
-    ).all()
+    rows = (await conn.execute(text(sql), {**params, "cx": c.x, "cy": c.y, "k": k})).all()
+    sx = np.array([float(r.lon) for r in rows])
+    sy = np.array([float(r.lat) for r in rows])
+    vx = np.array([needs[v][1] for v in codes] or [c.x])
+    vy = np.array([needs[v][2] for v in codes] or [c.y])
+    dist = great_circle_m(vx[:, None], vy[:, None], sx[None, :], sy[None, :])
     info: dict[int, dict[str, Any]] = {}
     distance: dict[tuple[str, int], float] = {}
     nearest: dict[int, float] = {}
-    for r in rows:
+    for j, r in enumerate(rows):
         sid = int(r.id)
         info[sid] = {
             "id": sid,
@@ -472,8 +470,9 @@ async def _shelters(
             "lon": round(float(r.lon), 7),
             "lat": round(float(r.lat), 7),
         }
-        distance[r.code, sid] = float(r.d)
-        nearest[sid] = min(nearest.get(sid, float("inf")), float(r.d))
+        for i, v in enumerate(codes):
+            distance[v, sid] = float(dist[i, j])
+        nearest[sid] = float(dist[:, j].min())
     plan, short = assign_shelters(
         [(v, needs[v][0]) for v in codes if needs[v][0] > 0],
         {s: i["remaining"] for s, i in info.items()},
@@ -516,11 +515,19 @@ async def run(
     # Rows outside every grid are kept per village under the key "-<village code>".
     per_grid: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     grid_village: dict[str, str | None] = {}
+    # People to move per village, and the sums of their buildings' coordinates (a centre).
+    moving: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0, 0.0, 0.0])
     for sql, add in _AGGREGATES:
         for r in await conn.execute(text(sql(scope)), params):
             key = r.grid_code or f"-{r.admin_code or ''}"
             add(per_grid[key], r._mapping)
             grid_village.setdefault(key, r.admin_code)
+            if add is _add_buildings and r.admin_code and r.inhabited:
+                m = moving[r.admin_code]
+                m[0] += int(r.population or 0)
+                m[1] += int(r.inhabited)
+                m[2] += float(r.sx)
+                m[3] += float(r.sy)
     gcodes = sorted(k for k in per_grid if k and not k.startswith("-"))
     ginfo = await _grid_info(conn, gcodes)
     village_codes = sorted(
@@ -621,7 +628,7 @@ async def run(
         },
         grid_of,
     )
-    needs = await _needs(conn, params, scope)
+    needs = {v: (int(m[0]), m[2] / m[1], m[3] / m[1]) for v, m in moving.items()}
     shel, assignment, unassigned = await _shelters(
         conn,
         principal,
@@ -667,20 +674,3 @@ async def run(
         assignment=assignment,
         unassigned=unassigned,
     )
-
-
-async def _needs(
-    conn: AsyncConnection, params: dict[str, Any], scope: str | None
-) -> dict[str, tuple[int, float, float]]:
-    """People to move per village and the centre of their buildings."""
-    rows = await conn.execute(
-        text(
-            f"""WITH {_hits("building", scope, "t.population > 0")}
-SELECT t.admin_code, sum(t.population) AS people,
-       ST_X(ST_Centroid(ST_Collect(ST_PointOnSurface(t.geom)))) AS x,
-       ST_Y(ST_Centroid(ST_Collect(ST_PointOnSurface(t.geom)))) AS y
-FROM hit JOIN building t USING (id) WHERE t.admin_code IS NOT NULL GROUP BY 1"""
-        ),
-        params,
-    )
-    return {r.admin_code: (int(r.people), float(r.x), float(r.y)) for r in rows}

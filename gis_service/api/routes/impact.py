@@ -12,6 +12,7 @@ import time
 from functools import partial
 from typing import Annotated, Any, Literal
 
+import orjson
 from fastapi import Depends, Path, Query, Response
 from starlette.concurrency import run_in_threadpool
 
@@ -326,8 +327,9 @@ async def _impact(req: fp.ImpactRequest, user: Principal, db: Any, settings: Any
     async with db.tx() as conn:
         where = await fp.resolve(conn, user, req, geometry=geom, folder=settings.raster.dir)
         result = await analysis.run(conn, user, where, shelters=req.shelters)
-    if fmt == "json":
-        return {**result.as_dict(), "timing_ms": round((time.perf_counter() - started) * 1000)}
+    if fmt == "json":  # orjson directly: a city-wide answer is too big for jsonable_encoder
+        doc = {**result.as_dict(), "timing_ms": round((time.perf_counter() - started) * 1000)}
+        return Response(orjson.dumps(doc), media_type="application/json")
     cols = [k for k, _ in analysis.EVACUATION_COLUMNS]
     heads = [h for _, h in analysis.EVACUATION_COLUMNS]
     rows = result.evacuation_list()
