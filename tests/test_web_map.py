@@ -12,6 +12,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+import httpx2 as httpx
 import psycopg
 import pytest
 import shapely
@@ -392,6 +393,58 @@ def test_impact_run_through_the_page(page: Any, base: str) -> None:
     with page.expect_download() as dl:
         page.click("#tab-body button[data-im-dl='xlsx']")
     assert dl.value.suggested_filename.endswith(".xlsx")
+
+
+def test_drawn_area_impact_and_warning(page: Any, base: str) -> None:
+    """影响分析 on a drawn polygon, then the same area published as a warning (drawn on the
+    map) and analysed again through the warning; the warning is withdrawn afterwards."""
+    config = api_get(base, "a_admin", "/web/config.json")
+    if not (config["impact"] and config["warnings"]):
+        pytest.skip("the impact API (issue 9) is not mounted")
+    switch_view(page, "commander")
+    jump(page, 113.085, 27.885, 14)
+    page.click("#tabs button[data-tab='impact']")
+    page.wait_for_selector("#im-draw")
+    page.click("#im-draw")
+    box = page.locator("#map canvas").bounding_box()
+    assert box is not None
+    cx, cy = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    for dx, dy in ((-150, -120), (160, -110), (140, 130), (-130, 120)):
+        page.mouse.click(cx + dx, cy + dy)
+        page.wait_for_timeout(120)
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#impact-villages", timeout=120_000)
+    drawn = page.evaluate("window.__gis.lastImpact")
+    assert set(drawn["body"]) == {"geometry", "crs"}
+    expected = api_post(base, "a_admin", "/analysis/impact", drawn["body"])
+    assert drawn["result"]["totals"] == expected["totals"]
+    page.fill("#im-wkind", "暴雨红色预警")
+    page.select_option("#im-wlevel", "red")
+    page.click("#im-warn")
+    page.wait_for_function("() => window.__gis.lastWarning")
+    warning = page.evaluate("window.__gis.lastWarning")
+    try:
+        assert warning["properties"]["level"] == "red"
+        page.wait_for_selector(
+            f"#im-warning option[value='{warning['id']}']:checked", state="attached"
+        )
+        page.click("#im-run")
+        page.wait_for_function(
+            f"() => window.__gis.lastImpact.body.warning_id === {warning['id']}", timeout=120_000
+        )
+        page.wait_for_selector("#impact-villages")
+        by_warning = api_post(base, "a_admin", "/analysis/impact", {"warning_id": warning["id"]})
+        assert page.evaluate("window.__gis.lastImpact.result.totals") == by_warning["totals"]
+        idle(page)
+        assert page.evaluate(
+            "() => window.__gis.map.queryRenderedFeatures({layers: ['warnings-line']}).length"
+        )
+    finally:
+        httpx.delete(
+            f"{base}/warnings/{warning['id']}",
+            headers={"Authorization": "Bearer gis_test_a_admin"},
+            timeout=30,
+        ).raise_for_status()
 
 
 def test_partition_proposal_preview(page: Any, db: psycopg.Connection[Any], base: str) -> None:

@@ -16,6 +16,7 @@ const DUTIES = {
   evacuation_lead: '撤离负责人', ranger: '护林员', disaster_info_officer: '灾害信息员', regulator: '监管责任人',
   enterprise_principal: '企业主要负责人',
 };
+const WARNING_LEVELS = { blue: '蓝色', yellow: '黄色', orange: '橙色', red: '红色' };
 const LEVEL_ZH = { city: '市级', county: '县级', township: '乡级', village: '村级', group: '组级' };
 
 function footprintBody(ctx) {
@@ -42,6 +43,7 @@ export async function renderImpact(el, ctx) {
   const zoneRisk = ctx.state.schemes.geohazard_risk_zone;
   const riskZh = zoneRisk ? Object.fromEntries(zoneRisk.classes.map((c) => [c.key, c.zh_name])) : {};
   const layer = rasters.find((h) => h.key === ui.raster);
+  const mayWarn = state.config.warnings && ['admin', 'commander'].includes(state.me.role);
   el.innerHTML = `
     <div class="note">选择受灾范围，统计范围内各村（社区）、网格的房屋、人口、弱势人员、学校医院、红橙企业和地灾点，列出需叫应的责任人，并按容量分配就近避难场所。</div>
     <div class="form-row"><label>范围</label><select id="im-mode">
@@ -49,7 +51,10 @@ export async function renderImpact(el, ctx) {
       <option value="zone">地质灾害风险区</option><option value="raster" ${rasters.length ? '' : 'disabled'}>致灾栅格阈值</option></select></div>
     <div id="im-source">
       ${ui.mode === 'draw' ? `<div class="actions"><button type="button" class="secondary" id="im-draw">▱ 绘制多边形</button><button type="button" class="secondary" id="im-circle">◯ 绘制圆</button>
-        <span class="note">${ui.geometry ? '已绘制范围' : '尚未绘制'}</span></div>` : ''}
+        <span class="note">${ui.geometry ? '已绘制范围' : '尚未绘制'}</span></div>
+        ${ui.geometry && mayWarn ? `<div class="form-row"><label>发布预警</label><input id="im-wkind" value="暴雨预警" maxlength="40">
+          <select id="im-wlevel">${Object.entries(WARNING_LEVELS).map(([k, t]) => `<option value="${k}">${t}</option>`).join('')}</select>
+          <button type="button" class="danger" id="im-warn">发布</button></div>` : ''}` : ''}
       ${ui.mode === 'warning' ? `<div class="form-row"><label>预警</label><select id="im-warning"><option value="">— 选择生效预警 —</option>
         ${warnings.features.map((w) => `<option value="${w.id}" ${String(w.id) === ui.warning ? 'selected' : ''}>${escapeHtml(w.properties.level_zh || w.properties.level)} · ${escapeHtml(w.properties.kind)}</option>`).join('')}</select></div>` : ''}
       ${ui.mode === 'zone' ? `<div class="form-row"><label>风险区</label><select id="im-zone"><option value="">— 选择风险区 —</option>
@@ -89,6 +94,21 @@ export async function renderImpact(el, ctx) {
   on('#im-draw', 'click', () => startDraw('polygon'));
   on('#im-circle', 'click', () => startDraw('circle'));
   on('#im-run', 'click', () => run(el, ctx));
+  on('#im-warn', 'click', async () => {
+    try {
+      const w = await api('/warnings', {
+        method: 'POST',
+        body: { kind: el.querySelector('#im-wkind').value || '预警', source_kind: 'other', level: el.querySelector('#im-wlevel').value, geometry: ui.geometry, crs: 'wgs84' },
+      });
+      ctx.hooks.lastWarning = w;
+      const all = await api('/warnings');
+      ctx.setOverlay('warnings', all);
+      ui.mode = 'warning';
+      ui.warning = String(w.id);
+      ctx.status(`已发布预警：${w.properties.kind}`);
+      renderImpact(el, ctx);
+    } catch (err) { ctx.status(err.message, { error: true }); }
+  });
   el.querySelectorAll('[data-im-dl]').forEach((b) => b.addEventListener('click', async () => {
     try {
       await ctx.download(`/analysis/impact?format=${b.dataset.imDl}`, { method: 'POST', body: ui.body });
