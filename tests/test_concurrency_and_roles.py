@@ -21,6 +21,7 @@ PUBLIC = {
     ("GET", "/health/ready"),
     ("GET", "/version"),
     ("POST", "/auth/login"),  # how a token is obtained
+    ("GET", "/web/config.json"),  # what the login page shows: base maps, password login
 }
 SAMPLE = {
     "code": "430204",
@@ -45,6 +46,9 @@ SAMPLE = {
     "run_id": "1",
     "job_id": "1",
     "id": "1",
+    "layer": "flood_depth_p50",
+    "warning_id": "1",
+    "y": "6925",
 }
 
 
