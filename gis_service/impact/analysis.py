@@ -100,18 +100,30 @@ hit AS (SELECT DISTINCT t.id FROM fp JOIN {table} t ON t.geom && fp.g
 
 
 def _buildings_sql(scope: str | None) -> str:
+    """Buildings per (grid, village, structure) in one pass over the index probes.
+
+    The hit rows carry their columns (no join back), each building once (``DISTINCT ON``),
+    with the centre of its box for the shelter distances.
+    """
     vuln = (
         "CASE WHEN t.attributes->>'vulnerable_people' ~ '^[0-9]{1,6}$'"
         " THEN (t.attributes->>'vulnerable_people')::int ELSE 0 END"
     )
-    return f"""WITH {_hits("building", scope)}
-SELECT t.grid_code, t.admin_code, coalesce(t.structure, '{UNKNOWN}') AS cat, count(*) AS n,
-       sum(t.households) AS households, sum(t.population) AS population,
-       sum({vuln}) AS vulnerable,
-       count(*) FILTER (WHERE t.population > 0) AS inhabited,
-       sum(ST_X(ST_PointOnSurface(t.geom))) FILTER (WHERE t.population > 0) AS sx,
-       sum(ST_Y(ST_PointOnSurface(t.geom))) FILTER (WHERE t.population > 0) AS sy
-FROM hit JOIN building t USING (id) GROUP BY 1, 2, 3"""
+    return f"""WITH {_FP},
+hit AS (SELECT DISTINCT ON (t.id) t.grid_code, t.admin_code, t.structure, t.households,
+               t.population, {vuln} AS vulnerable,
+               (ST_XMin(t.geom) + ST_XMax(t.geom)) / 2 AS cx,
+               (ST_YMin(t.geom) + ST_YMax(t.geom)) / 2 AS cy
+        FROM fp JOIN building t ON t.geom && fp.g AND ST_Intersects(t.geom, fp.g)
+        WHERE {code_scope_sql("t.admin_code", scope)}
+        ORDER BY t.id)
+SELECT grid_code, admin_code, coalesce(structure, '{UNKNOWN}') AS cat, count(*) AS n,
+       sum(households) AS households, sum(population) AS population,
+       sum(vulnerable) AS vulnerable,
+       count(*) FILTER (WHERE population > 0) AS inhabited,
+       sum(cx) FILTER (WHERE population > 0) AS sx,
+       sum(cy) FILTER (WHERE population > 0) AS sy
+FROM hit GROUP BY 1, 2, 3"""
 
 
 def _facilities_sql(scope: str | None) -> str:
