@@ -404,6 +404,7 @@ def test_drawn_area_impact_and_warning(page: Any, base: str) -> None:
     switch_view(page, "commander")
     jump(page, 113.085, 27.885, 14)
     page.click("#tabs button[data-tab='impact']")
+    page.select_option("#im-mode", "draw")
     page.wait_for_selector("#im-draw")
     page.click("#im-draw")
     box = page.locator("#map canvas").bounding_box()
