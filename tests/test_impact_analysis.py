@@ -72,7 +72,8 @@ def area(exposure: dict[str, gpd.GeoDataFrame]) -> shapely.Polygon:
     gp = exposure["geohazard_point"].sort_values("threatened_people").iloc[-1].geometry
     ent = exposure["enterprise"]
     firms = ent[ent.risk_level.isin(["red", "orange"])]
-    firm = firms.geometry.iloc[int(np.argmin(firms.distance(gp)))]
+    metric = firms.to_crs(4547).distance(gpd.GeoSeries([gp], crs=4490).to_crs(4547).iloc[0])
+    firm = firms.geometry.iloc[int(np.argmin(metric))]
     hull = shapely.MultiPoint([gp, firm]).convex_hull.buffer(0.012)
     return shapely.Polygon(np.round(np.asarray(hull.exterior.coords), 6))
 
