@@ -3,7 +3,8 @@
 A file that makes GDAL or openpyxl blow up, loop or allocate without bound kills only the
 child; the caller gets a clear :class:`~etl.model.FileRejected`. Children are forked from a
 forkserver (single-threaded, with the readers preloaded), so each parse starts in ~50 ms.
-GDAL's network and VRT drivers are skipped and PROJ never goes online.
+GDAL's network and VRT drivers are skipped in the children (only there) and PROJ never
+goes online.
 """
 
 from __future__ import annotations
@@ -19,18 +20,19 @@ from typing import Any
 from etl.model import FileRejected
 from gis_service import errors
 
-# Set before any GDAL driver is registered here or in the forkserver (which inherits them).
-_SAFE_ENV = {
+#: The parsing children's GDAL: set in the forkserver's environment before it preloads
+#: (and registers) the drivers, and only there: the API process itself keeps VRT, which
+#: rasterio needs to warp raster tiles at a raster's edge.
+_CHILD_ENV = {
     "GDAL_SKIP": "VRT OGR_VRT HTTP WFS WMS WMTS WCS OAPIF OGCAPI CSW Elasticsearch CARTO NGW "
     "PLScenes EEDA DAAS GTFS PDF",
     "CPL_VSIL_CURL_ALLOWED_EXTENSIONS": ".none",
     "GDAL_HTTP_TIMEOUT": "1",
-    "PROJ_NETWORK": "OFF",
     "SHAPE_RESTORE_SHX": "NO",
     "OGR_GEOJSON_MAX_OBJ_SIZE": "200MB",
 }
-for _key, _value in _SAFE_ENV.items():
-    os.environ[_key] = _value
+# PROJ never goes online, in any process (deployments are offline anyway).
+os.environ["PROJ_NETWORK"] = "OFF"
 
 _CTX = multiprocessing.get_context("forkserver")
 _CTX.set_forkserver_preload(["etl.portable", "etl.readers", "pyogrio", "openpyxl", "pandas"])
@@ -49,6 +51,22 @@ _ERRORS: dict[str, type[errors.GisError]] = {
 }
 
 
+def _start_server() -> None:
+    """Start the forkserver (once) with :data:`_CHILD_ENV` in its environment only."""
+    import multiprocessing.forkserver
+
+    saved = {key: os.environ.get(key) for key in _CHILD_ENV}
+    os.environ.update(_CHILD_ENV)
+    try:
+        multiprocessing.forkserver.ensure_running()
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
 def _child(  # noqa: PLR0917 - multiprocessing passes args positionally
     conn: multiprocessing.connection.Connection,
     fn: Callable[..., Any],
@@ -58,6 +76,9 @@ def _child(  # noqa: PLR0917 - multiprocessing passes args positionally
     cpu_seconds: int,
 ) -> None:
     try:
+        if any(os.environ.get(key) != value for key, value in _CHILD_ENV.items()):
+            # The forkserver was started by someone else, without the safe environment.
+            raise RuntimeError("the parsing sandbox's GDAL environment is not in place")
         limit = memory_mb * 1024 * 1024
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
         resource.setrlimit(resource.RLIMIT_CPU, (cpu_seconds, cpu_seconds + 1))
@@ -85,9 +106,7 @@ def warm_up() -> None:
 
     Returns at once; the server preloads in its own process.
     """
-    import multiprocessing.forkserver
-
-    multiprocessing.forkserver.ensure_running()
+    _start_server()
 
 
 def run_limited(
@@ -103,6 +122,7 @@ def run_limited(
         FileRejected: the child crashed, ran out of memory or time.
         GisError: the domain error the child raised (rebuilt here).
     """
+    _start_server()
     parent, child = _CTX.Pipe(duplex=False)
     proc = _CTX.Process(
         target=_child,

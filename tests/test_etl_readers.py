@@ -872,3 +872,23 @@ def test_sandboxed_read_matches_the_direct_read(tmp_path: Path) -> None:
         assert all(
             a is None or a.equals(b) for a, b in zip(shipped.geometry, direct.geometry, strict=True)
         )
+
+
+def _gdal_skip() -> str | None:
+    import os
+
+    return os.environ.get("GDAL_SKIP")
+
+
+def test_the_sandbox_environment_is_the_childrens_only() -> None:
+    """Parsing children skip GDAL's VRT and network drivers; the API process keeps VRT
+    (rasterio warps raster tiles at a raster's edge through it)."""
+    import os
+
+    from etl import sandbox
+
+    child = sandbox.run_limited(_gdal_skip, memory_mb=1024, seconds=30)
+    assert child is not None
+    assert {"VRT", "OGR_VRT", "HTTP", "WMS"} <= set(child.split())
+    assert "VRT" not in (os.environ.get("GDAL_SKIP") or "").split()
+    assert os.environ["PROJ_NETWORK"] == "OFF"

@@ -49,9 +49,10 @@ ALLOWED_DRIVERS = ("GTiff", "COG")
 def _register_drivers() -> None:
     """Register rasterio's GDAL drivers now, keeping the VRT driver.
 
-    The import sandbox (``etl.sandbox``) puts ``VRT`` in ``GDAL_SKIP`` for the whole process,
-    which is right for parsing users' files but breaks every boundless or warped read
-    rasterio and rio-tiler make internally (a tile at the raster's edge). Our readers only
+    ``VRT`` in ``GDAL_SKIP`` (right for the import sandbox's children, which set it for
+    themselves only; a deployment might set it for the whole process) breaks every
+    boundless or warped read rasterio and rio-tiler make internally (a tile at the
+    raster's edge). Our readers only
     open our own COGs by their digest name, and imports open files with the GTiff driver
     only after a magic-byte check, so VRT stays out of reach of user input.
     """
