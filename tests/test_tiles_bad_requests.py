@@ -190,7 +190,7 @@ def test_unauthenticated_tile_is_401_without_rendering(
 def test_query_parameters_are_refused(client: TestClient) -> None:
     r = client.get("/tiles/grids/14/0/0.mvt?filter=1", headers=HEADERS)
     _problem(r, 400)
-    assert "no query parameters" in r.json()["detail"]  # the fast (plain Starlette) route
+    assert "no query parameters" in r.json()["detail"]  # the route: the fast path stands aside
 
 
 SLOW = """
