@@ -3,14 +3,20 @@
 Statement triggers ``pg_notify`` a channel when a table changes (API, CLI, ``psql``). A cache
 calls :meth:`Listener.check` before trusting an entry:
 
-* ``strict``: one ``SELECT 1`` round trip on the listening connection, shared by every caller
-  that arrives while none is under way. PostgreSQL delivers pending notifications before it
-  answers, so every change committed before the caller arrived has been applied.
+* ``strict``: one round trip on the listening connection (an empty query sent through
+  libpq, ~30 µs of Python), shared by every caller that arrives while none is under way.
+  The backend sends every notification it was signalled for before it answers, and a
+  writer's COMMIT signals listeners before its client is told the commit happened, so
+  every change whose COMMIT had returned before the caller arrived has been applied. What
+  it does not promise: a write still committing while the caller is served may or may not
+  show (it was not "before").
 * ``notify``: only what already reached the socket is read (no round trip); stale for the
   notification latency.
 
 When the connection is lost the cache is reset and must be bypassed (``check`` is False) until
 a background task has re-opened it: an unreachable database never blocks a request here.
+One connection may serve several channels (the tile cache and the tile path's principal
+memo), so one round trip makes all of them fresh.
 """
 
 from __future__ import annotations
@@ -20,36 +26,49 @@ import contextlib
 import logging
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, Literal
 
 import psycopg
+from psycopg import generators
+from psycopg.pq import ExecStatus
 
 log = logging.getLogger(__name__)
 
 Freshness = Literal["strict", "notify"]
-_CHANNEL = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+_CHANNEL = re.compile(r"[a-z_][a-z0-9_]{0,62}")
+
+
+async def _ping(conn: psycopg.AsyncConnection[Any]) -> None:
+    """One empty-query round trip through libpq (no cursor): what strict freshness waits for.
+
+    psycopg hands the notifications that arrive before the answer to the notify handler.
+    """
+    pgconn = conn.pgconn
+    pgconn.send_query(b"")
+    for result in await conn.wait(generators.execute(pgconn)):
+        if result.status == ExecStatus.FATAL_ERROR:
+            raise psycopg.errors.error_from_result(result)
 
 
 class Listener:
-    """One autocommit connection listening on ``channel``; hands payloads to ``on_notify``."""
+    """One autocommit connection listening on ``handlers``' channels; payloads go to them."""
 
     def __init__(
         self,
         conninfo: str,
-        channel: str,
-        on_notify: Callable[[str], object],
+        handlers: Mapping[str, Callable[[str], object]],
         on_reset: Callable[[], object],
         *,
         freshness: Freshness = "strict",
         retry_s: float = 1.0,
         app_name: str = "gis-listener",
     ) -> None:
-        if not _CHANNEL.match(channel):
-            raise ValueError(f"bad channel name {channel!r}")
+        for channel in handlers:
+            if not _CHANNEL.fullmatch(channel):  # constants only; checked anyway
+                raise ValueError(f"bad channel name {channel!r}")
         self.conninfo = conninfo
-        self.channel = channel
-        self.on_notify = on_notify
+        self.handlers = dict(handlers)
         self.on_reset = on_reset
         self.freshness = freshness
         self.retry_s = retry_s
@@ -65,8 +84,13 @@ class Listener:
         """Whether notifications are being received (otherwise bypass the cache)."""
         return self._conn is not None
 
+    def _heard(self, channel: str, payload: str) -> None:
+        handler = self.handlers.get(channel)
+        if handler is not None:
+            handler(payload)
+
     def _on_notify(self, note: psycopg.Notify) -> None:
-        self.on_notify(note.payload)
+        self._heard(note.channel, note.payload)
 
     async def connect(self) -> bool:
         """Open the listening connection now; resets the cache (changes may have been missed)."""
@@ -75,9 +99,10 @@ class Listener:
                 self.conninfo, autocommit=True, connect_timeout=2, application_name=self.app_name
             )
             conn.add_notify_handler(self._on_notify)
-            await conn.execute(f"LISTEN {self.channel}")
+            for channel in self.handlers:
+                await conn.execute(f"LISTEN {channel}")
         except psycopg.Error as exc:
-            log.warning("%s: change feed unavailable: %s", self.channel, exc)
+            log.warning("%s: change feed unavailable: %s", self.app_name, exc)
             return False
         self._conn = conn
         self.on_reset()
@@ -109,7 +134,7 @@ class Listener:
             else:
                 self._drain(conn)
         except psycopg.Error as exc:
-            log.warning("%s: change feed lost: %s", self.channel, exc)
+            log.warning("%s: change feed lost: %s", self.app_name, exc)
             await self._lost()
             return False
         if conn.pgconn.status != 0:  # CONNECTION_OK
@@ -118,7 +143,11 @@ class Listener:
         return True
 
     async def _sync(self) -> None:
-        """Wait for a ``SELECT 1`` sent after the caller arrived (shared by concurrent callers)."""
+        """Wait for a round trip sent after the caller arrived (shared by concurrent callers).
+
+        Callers that arrive while a round trip is under way wait for the next one (theirs
+        must start later).
+        """
         if self._next_round is None:
             self._next_round = asyncio.get_running_loop().create_future()
             if not self._pumping:
@@ -132,10 +161,10 @@ class Listener:
                 # Callers from now on join the following round: this one's query is next.
                 this_round, self._next_round = self._next_round, None
                 try:
-                    current = self._conn
+                    current = self._conn  # the live connection, even if it was replaced
                     if current is None:
                         raise psycopg.OperationalError("change feed is down")
-                    await current.execute("SELECT 1")
+                    await _ping(current)
                 except Exception as exc:  # noqa: BLE001 - handed to every waiter
                     this_round.set_exception(exc)
                     this_round.exception()  # retrieved even if every waiter was cancelled
@@ -145,12 +174,14 @@ class Listener:
             self._pumping = False
 
     def _drain(self, conn: psycopg.AsyncConnection[Any]) -> None:
+        """Read what already reached the socket, without waiting (``notify`` mode)."""
         pgconn = conn.pgconn
-        # Twice: a terminated backend sends its FATAL message, then closes the stream.
+        # Twice: a terminated backend sends its FATAL message and then closes; the first
+        # read may return just the message, the second sees the end of the stream.
         pgconn.consume_input()
         pgconn.consume_input()
         while (note := pgconn.notifies()) is not None:
-            self.on_notify(note.extra.decode("utf-8", "replace"))
+            self._heard(note.relname.decode(), note.extra.decode("utf-8", "replace"))
 
     async def _lost(self) -> None:
         conn, self._conn = self._conn, None

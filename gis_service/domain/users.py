@@ -358,7 +358,7 @@ class PrincipalCache:
         self._entries: dict[str, TokenOwner] = {}
         self._generation = 0
         self.listener = Listener(
-            conninfo, AUTH_CHANNEL, self._changed, self._changed, app_name="gis-auth-feed"
+            conninfo, {AUTH_CHANNEL: self._changed}, self._changed, app_name="gis-auth-feed"
         )
 
     def _changed(self, _payload: str = "") -> None:
