@@ -4,10 +4,6 @@ Features client (collections, items with bbox and limit, paging) and GDAL's OAPI
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -18,9 +14,9 @@ import pytest
 import shapely
 from shapely.geometry import box
 
-from gis_service.db.cluster import free_port
 from tests.fixtures import token
 from tests.test_query_oracle import in_scope, read, scope_villages
+from tests.web_support import web_server
 
 BOX = (113.10, 27.85, 113.16, 27.90)
 
@@ -28,35 +24,10 @@ BOX = (113.10, 27.85, 113.16, 27.90)
 @pytest.fixture(scope="module")
 def base_url(demo_url: str) -> Iterator[str]:
     """The app served by uvicorn in its own process (GDAL holds the GIL while it fetches)."""
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    env = {
-        **os.environ,
-        "DATABASE_URL": demo_url,
-        "GIS_ENVIRONMENT": "test",
-        "GIS_API_PUBLIC_URL": base,
-        "GIS_API_PORT": str(port),
-    }
-    cmd = [sys.executable, "-m", "uvicorn", "--factory", "gis_service.api.app:create_app"]
-    proc = subprocess.Popen(
-        [*cmd, "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"], env=env
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            assert proc.poll() is None, "uvicorn exited"
-            assert time.monotonic() < deadline, "uvicorn did not start"
-            try:
-                if httpx.get(f"{base}/health/live", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.1)
+    with web_server(demo_url) as base:
         # GDAL gives the API description (service-desc) one second; build it once beforehand.
         assert httpx.get(f"{base}/openapi.json", timeout=30).status_code == 200
         yield base
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
 
 
 def _features(base: str, login: str) -> Any:

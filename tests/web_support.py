@@ -36,7 +36,7 @@ WEB_VENDOR = Path(__file__).resolve().parents[1] / "web" / "node_modules" / "map
 
 @contextmanager
 def web_server(database_url: str) -> Iterator[str]:
-    """The app (page included) served by uvicorn in its own process on a free port."""
+    """The whole app (API and page) served by uvicorn in its own process on a free port."""
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     env = {
@@ -63,6 +63,7 @@ def web_server(database_url: str) -> Iterator[str]:
         yield base
     finally:
         proc.terminate()
+        proc.wait(timeout=10)
         proc.wait(timeout=10)
 
 
