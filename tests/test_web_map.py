@@ -20,6 +20,7 @@ from shapely.geometry import shape
 
 from gis_service.demo.loader import psycopg_conninfo
 from tests.web_support import (
+    ARTIFACTS,
     CHROMIUM,
     CHROMIUM_ARGS,
     WEB_VENDOR,
@@ -87,6 +88,10 @@ def session_page(chromium: Any, base: str) -> Iterator[tuple[Any, Console, float
     page.goto(f"{base}/#view=planner")
     wait_map(page)
     first = time.monotonic() - t0
+    # Navigation to every first-view tile drawn (MapLibre idle), cold browser: the
+    # issue's "first map within 2 s" is read from here, not asserted (machine-dependent).
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    (ARTIFACTS / "first_map_seconds.txt").write_text(f"{first:.2f}\n", encoding="utf-8")
     yield page, console, first
     context.close()
 

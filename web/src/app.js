@@ -401,7 +401,14 @@ export function setOverlay(name, data) {
   if (src) src.setData(state.overlays[name]);
 }
 
-async function loadGridMetrics() {
+// The planner view and its statistics tab both ask at start-up: one request serves both.
+let gridMetricsLoading = null;
+function loadGridMetrics() {
+  if (!gridMetricsLoading) gridMetricsLoading = fetchGridMetrics().finally(() => { gridMetricsLoading = null; });
+  return gridMetricsLoading;
+}
+
+async function fetchGridMetrics() {
   if (!state.scope) return;
   try {
     const rows = await api(`/grids?admin=${state.scope.code}&metrics=households,population,workers,red_orange,hazards`);
