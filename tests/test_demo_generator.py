@@ -270,6 +270,12 @@ def test_geohazards_and_responsibilities(city):
         leads = set(col(r, "level")[m & (col(r, "duty") == "prevention_lead")])
         assert {"county", "township", "village"} <= leads
         assert (m & (col(r, "duty") == "monitor")).sum() >= 1
+    # A risk zone shares the chain of the point it was drawn around (readiness reads it).
+    for c in col(city.geohazard_zones, "code"):
+        m = (col(r, "target_type") == "geohazard_zone") & (col(r, "target_code") == c)
+        leads = set(col(r, "level")[m & (col(r, "duty") == "prevention_lead")])
+        assert {"county", "township", "village"} <= leads
+        assert (m & (col(r, "duty") == "monitor")).sum() >= 1
     patches = set(col(city.forest_patches, "code"))
     rangers = col(r, "target_code")[col(r, "duty") == "ranger"]
     assert set(rangers) == patches

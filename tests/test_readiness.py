@@ -109,6 +109,8 @@ def test_seeded_defects_are_found(seeded: dict[str, Any]) -> None:
     assert small["catchment_people"] == s["catchment"]
     assert small["excess"] == 1
     assert after["summary"]["points_incomplete"] == before["summary"]["points_incomplete"] + 1
+    # The demo's risk zones carry the chain of their hazard point: none is incomplete.
+    assert before["summary"]["zones_incomplete"] == 0
     assert after["summary"]["shelters_over_capacity"] >= 1
     assert after["admin"] == {"code": "430204", "name": after["admin"]["name"]}
 

@@ -87,6 +87,8 @@ def emit_geohazards(ctx: LedgerContext, targets: Targets) -> tuple[Arr, list[str
     seq: dict[int, int] = {}
     rr, p = ctx.rows["responsibilities"], ctx.people
     nr = ctx.county_staff["自然资源局"]
+    #: Each point's responsibility chain; a risk zone drawn around a point shares it.
+    chains: list[tuple[tuple[int, str, str], ...]] = []
     for i in range(n):
         t, c = int(twp[i]), int(comm[i])
         seq[t] = seq.get(t, 0) + 1
@@ -120,14 +122,16 @@ def emit_geohazards(ctx: LedgerContext, targets: Targets) -> tuple[Arr, list[str
             geom=gpts[i],
         )
         monitor = p.add(ctx.dv.c_name[c] + "村民委员会", "地质灾害监测员", ctx.dv.c_code[c])
-        for key, level, duty in (
+        chain = (
             (nr[i % len(nr)], "county", "prevention_lead"),
             (ctx.twp_head[t], "township", "prevention_lead"),
             (ctx.comm_cadre[c], "village", "prevention_lead"),
             (monitor, "village", "monitor"),
             (monitor, "group", "warner"),
             (ctx.comm_leader[c], "village", "evacuation_lead"),
-        ):
+        )
+        chains.append(chain)
+        for key, level, duty in chain:
             rr.add(
                 person_key=key,
                 target_type="geohazard_point",
@@ -152,8 +156,17 @@ def emit_geohazards(ctx: LedgerContext, targets: Targets) -> tuple[Arr, list[str
         inside = shapely.contains_xy(zone, b["cx"][res], b["cy"][res])
         kind = _GEO_KINDS[kinds[i]]
         t, c = int(twp[i]), int(comm[i])
+        zone_code = f"{cty.plan.code}FXQ{j + 1:03d}"
+        for key, level, duty in chains[int(i)]:
+            rr.add(
+                person_key=key,
+                target_type="geohazard_zone",
+                target_code=zone_code,
+                level=level,
+                duty=duty,
+            )
         ctx.rows["geohazard_zones"].add(
-            code=f"{cty.plan.code}FXQ{j + 1:03d}",
+            code=zone_code,
             name=f"{ctx.dv.t_name[t]}{ctx.dv.c_name[c]}{_GEO_ZH[kind]}风险区",
             risk_level=str(levels[j]),
             households=int(ctx.hh[res][inside].sum()),

@@ -379,7 +379,7 @@ def load_city(
         ],
         stamp=True,
     )
-    loader.copy(
+    zone_ids = loader.copy(
         "geohazard_zone",
         city.geohazard_zones,
         [
@@ -411,6 +411,7 @@ def load_city(
         stamp=True,
     )
     gp_by_code = _lookup(gp_ids, city.geohazard_points["code"])
+    zone_by_code = _lookup(zone_ids, city.geohazard_zones["code"])
     shelter_by_name = _lookup(shelter_ids, city.shelters["name"])
     er = city.evacuation_routes
     loader.copy(
@@ -472,6 +473,7 @@ def load_city(
 
     targets = {
         "geohazard_point": gp_by_code,
+        "geohazard_zone": zone_by_code,
         "enterprise": ent_by_uscc,
         "shelter": shelter_by_name,
         "forest_patch": patch_by_code,
@@ -506,6 +508,7 @@ _DERIVE_SQL = (
     # The responsibility's area is its target's, so scope filtering needs no join.
     """UPDATE responsibility r SET admin_code = t.admin_code
        FROM (SELECT 'geohazard_point' AS tt, id, admin_code FROM geohazard_point
+             UNION ALL SELECT 'geohazard_zone', id, admin_code FROM geohazard_zone
              UNION ALL SELECT 'enterprise', id, admin_code FROM enterprise
              UNION ALL SELECT 'shelter', id, admin_code FROM shelter
              UNION ALL SELECT 'forest_patch', id, admin_code FROM forest_patch
