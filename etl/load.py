@@ -35,7 +35,7 @@ from psycopg.copy import QueuedLibpqWriter
 from sqlalchemy import UniqueConstraint
 
 from etl.model import RowProblem
-from etl.stamp import Stamper
+from etl.stamp import Stamper, stamps
 from gis_service.db.models import LOCATED_TABLES, Base
 
 _LOCATED = frozenset(m.__tablename__ for m in LOCATED_TABLES)
@@ -264,11 +264,7 @@ class Loader:
         """
         d = self.data
         n = len(d.rows)
-        geometries: np.ndarray[Any, np.dtype[np.object_]] = (
-            np.full(n, None, dtype=object)  # a 隐患 ledger without coordinates
-            if d.geometries is None
-            else np.asarray(d.geometries, dtype=object)
-        )
+        geometries = self._geometries()
         stamper = Stamper(self.conn, geometries)
         inside = self._inside_codes()
         problems: list[RowProblem] = []
@@ -301,6 +297,12 @@ class Loader:
                         copy.write_row(row)
                         written += 1
         return written, problems
+
+    def _geometries(self) -> np.ndarray[Any, np.dtype[np.object_]]:
+        """The rows' geometries; all None for a 隐患 ledger without coordinates (no stamps)."""
+        if self.data.geometries is None:
+            return np.full(len(self.data.rows), None, dtype=object)
+        return np.asarray(self.data.geometries, dtype=object)
 
     def _inside_codes(self) -> set[str] | None:
         """The village codes of the importer's area (None: no area limit)."""
@@ -337,12 +339,7 @@ class Loader:
         """Village and grid of every row, before staging (see :mod:`etl.stamp`)."""
         if not self.located:
             return
-        geometries = self.data.geometries
-        if geometries is None:  # a 隐患 ledger without coordinates: no village, no grid
-            geometries = np.full(len(self.data.rows), None, dtype=object)
-        admin, grid = Stamper(self.conn, np.asarray(geometries, dtype=object)).stamp(
-            np.asarray(geometries, dtype=object)
-        )
+        admin, grid = stamps(self.conn, self._geometries())
         self.admin_codes, self.grid_codes = admin.tolist(), grid.tolist()
 
     def check(self) -> list[RowProblem]:

@@ -20,10 +20,10 @@ from typing import Any
 from etl.model import FileRejected
 from gis_service import errors
 
-#: The parsing children's GDAL: set in the forkserver's environment before it preloads
-#: (and registers) the drivers, and only there: the API process itself keeps VRT, which
-#: rasterio needs to warp raster tiles at a raster's edge.
-_CHILD_ENV = {
+#: The parsing children's GDAL settings. ``etl.sandbox_env``, the forkserver's first preloaded
+#: module, puts them into the forkserver's environment before it imports (and registers) the
+#: drivers; the API process itself keeps VRT, which rasterio needs for a raster's edge tiles.
+CHILD_ENV = {
     "GDAL_SKIP": "VRT OGR_VRT HTTP WFS WMS WMTS WCS OAPIF OGCAPI CSW Elasticsearch CARTO NGW "
     "PLScenes EEDA DAAS GTFS PDF",
     "CPL_VSIL_CURL_ALLOWED_EXTENSIONS": ".none",
@@ -35,7 +35,9 @@ _CHILD_ENV = {
 os.environ["PROJ_NETWORK"] = "OFF"
 
 _CTX = multiprocessing.get_context("forkserver")
-_CTX.set_forkserver_preload(["etl.portable", "etl.readers", "pyogrio", "openpyxl", "pandas"])
+_CTX.set_forkserver_preload(
+    ["etl.sandbox_env", "etl.portable", "etl.readers", "pyogrio", "openpyxl", "pandas"]
+)
 
 #: Domain errors a child may report, rebuilt by name in the parent (exceptions built as
 #: dataclasses do not survive pickling).
@@ -51,22 +53,6 @@ _ERRORS: dict[str, type[errors.GisError]] = {
 }
 
 
-def _start_server() -> None:
-    """Start the forkserver (once) with :data:`_CHILD_ENV` in its environment only."""
-    import multiprocessing.forkserver
-
-    saved = {key: os.environ.get(key) for key in _CHILD_ENV}
-    os.environ.update(_CHILD_ENV)
-    try:
-        multiprocessing.forkserver.ensure_running()
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-
-
 def _child(  # noqa: PLR0917 - multiprocessing passes args positionally
     conn: multiprocessing.connection.Connection,
     fn: Callable[..., Any],
@@ -76,8 +62,8 @@ def _child(  # noqa: PLR0917 - multiprocessing passes args positionally
     cpu_seconds: int,
 ) -> None:
     try:
-        if any(os.environ.get(key) != value for key, value in _CHILD_ENV.items()):
-            # The forkserver was started by someone else, without the safe environment.
+        if any(os.environ.get(key) != value for key, value in CHILD_ENV.items()):
+            # The forkserver did not preload etl.sandbox_env (started by someone else).
             raise RuntimeError("the parsing sandbox's GDAL environment is not in place")
         limit = memory_mb * 1024 * 1024
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
@@ -106,7 +92,9 @@ def warm_up() -> None:
 
     Returns at once; the server preloads in its own process.
     """
-    _start_server()
+    import multiprocessing.forkserver
+
+    multiprocessing.forkserver.ensure_running()
 
 
 def run_limited(
@@ -122,7 +110,6 @@ def run_limited(
         FileRejected: the child crashed, ran out of memory or time.
         GisError: the domain error the child raised (rebuilt here).
     """
-    _start_server()
     parent, child = _CTX.Pipe(duplex=False)
     proc = _CTX.Process(
         target=_child,

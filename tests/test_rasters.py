@@ -153,8 +153,8 @@ def test_tile_at_the_raster_edge(client: TestClient, flood: dict[str, Any]) -> N
 
 
 def test_edge_tiles_survive_the_import_sandbox_env(tmp_path: Path, flood: dict[str, Any]) -> None:
-    """The import sandbox skips GDAL's VRT driver process-wide; raster reads still work when
-    it is imported first (as in the API server), including boundless reads at the edge."""
+    """The import sandbox switches GDAL's VRT driver off in its children only: with it
+    imported first (as in the API server), boundless reads at a raster's edge still work."""
     cog = tmp_path / "flood.tif"
     with rasterio.open(
         cog, "w", driver="GTiff", width=flood["array"].shape[1], height=flood["array"].shape[0],

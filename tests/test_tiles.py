@@ -365,7 +365,8 @@ def test_styles(client: TestClient, conn: Any, view: str) -> None:
 
 
 def test_gdal_reads_a_served_tile(client: TestClient, tmp_path: Any, conn: Any) -> None:
-    pyogrio = pytest.importorskip("pyogrio")
+    import pyogrio
+
     z, x, y = tile_of(*CENTRE, 14)
     r = get_tile(client, f"/tiles/grids/{z}/{x}/{y}.mvt")
     path = tmp_path / str(z) / str(x) / f"{y}.pbf"

@@ -16,6 +16,7 @@ import httpx2 as httpx
 import psycopg
 import pytest
 import shapely
+from playwright import sync_api
 from shapely.geometry import shape
 
 from gis_service.demo.loader import psycopg_conninfo
@@ -36,13 +37,7 @@ from tests.web_support import (
     web_server,
 )
 
-pytestmark = [
-    pytest.mark.skipif(
-        not (WEB_VENDOR / "maplibre-gl.js").is_file(), reason="npm ci --prefix web not run"
-    ),
-    pytest.mark.timeout(300),
-]
-sync_api = pytest.importorskip("playwright.sync_api")
+pytestmark = [pytest.mark.timeout(300)]
 
 VIEWPORT = {"width": 1280, "height": 760}
 
@@ -57,8 +52,9 @@ def base(demo_url: str) -> Iterator[str]:
 def chromium() -> Iterator[Any]:
     import os
 
-    if not os.access(CHROMIUM, os.X_OK):
-        pytest.skip("Debian's chromium is not installed (scripts/install-system.sh)")
+    # make test installs both (scripts/install-system.sh, npm ci): missing is a failure.
+    assert os.access(CHROMIUM, os.X_OK), "Debian's chromium is missing (scripts/install-system.sh)"
+    assert (WEB_VENDOR / "maplibre-gl.js").is_file(), "npm ci --prefix web was not run"
     with sync_api.sync_playwright() as p:
         b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield b
@@ -366,9 +362,7 @@ def test_views_switch_layer_presets(page: Any, base: str) -> None:
 
 def test_impact_run_through_the_page(page: Any, base: str) -> None:
     """指挥调度 → 影响分析 on a geohazard risk zone: the page shows what the API computes."""
-    config = api_get(base, "a_admin", "/web/config.json")
-    if not config["impact"]:
-        pytest.skip("the impact API (issue 9) is not mounted")
+    assert api_get(base, "a_admin", "/web/config.json")["impact"]
     switch_view(page, "commander")
     page.click("#tabs button[data-tab='impact']")
     page.select_option("#im-mode", "zone")
@@ -404,8 +398,8 @@ def test_drawn_area_impact_and_warning(page: Any, base: str) -> None:
     """影响分析 on a drawn polygon, then the same area published as a warning (drawn on the
     map) and analysed again through the warning; the warning is withdrawn afterwards."""
     config = api_get(base, "a_admin", "/web/config.json")
-    if not (config["impact"] and config["warnings"]):
-        pytest.skip("the impact API (issue 9) is not mounted")
+    assert config["impact"]
+    assert config["warnings"]
     switch_view(page, "commander")
     jump(page, 113.085, 27.885, 14)
     page.click("#tabs button[data-tab='impact']")
@@ -564,8 +558,7 @@ def test_password_login_form(chromium: Any, base: str, db: psycopg.Connection[An
     """With POST /auth/login mounted, the login form takes a login name and a password."""
     from gis_service.domain.users import hash_password
 
-    if not api_get(base, "a_admin", "/web/config.json")["password_login"]:
-        pytest.skip("POST /auth/login is not mounted")
+    assert api_get(base, "a_admin", "/web/config.json")["password_login"]
     (user_id,) = db.execute("SELECT id FROM app_user WHERE login = 'a_viewer'").fetchone()
     db.execute(
         "INSERT INTO user_password (user_id, hash) VALUES (%s, %s)",

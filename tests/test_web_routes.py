@@ -12,9 +12,6 @@ from gis_service.api.app import create_app
 from gis_service.settings import load_settings
 
 WEB = Path(__file__).resolve().parents[1] / "web"
-vendored = pytest.mark.skipif(
-    not (WEB / "node_modules" / "maplibre-gl" / "dist").is_dir(), reason="npm ci --prefix web"
-)
 
 
 def test_root_is_the_map_page(client: TestClient) -> None:
@@ -35,8 +32,8 @@ def test_page_files_are_served(client: TestClient) -> None:
     assert "javascript" in client.get("/src/app.js").headers["content-type"]
 
 
-@vendored
 def test_vendored_builds_only(client: TestClient) -> None:
+    assert (WEB / "node_modules" / "maplibre-gl" / "dist").is_dir(), "npm ci --prefix web"
     r = client.get("/vendor/maplibre-gl/maplibre-gl.js")
     assert r.status_code == 200
     assert "javascript" in r.headers["content-type"]

@@ -45,23 +45,6 @@ TIFF_MAGIC = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
 #: GDAL drivers allowed to open imported files.
 ALLOWED_DRIVERS = ("GTiff", "COG")
 
-
-def _register_drivers() -> None:
-    """Register rasterio's GDAL drivers now, keeping the VRT driver.
-
-    ``VRT`` in ``GDAL_SKIP`` (right for the import sandbox's children, which set it for
-    themselves only; a deployment might set it for the whole process) breaks every
-    boundless or warped read rasterio and rio-tiler make internally (a tile at the
-    raster's edge). Our readers only
-    open our own COGs by their digest name, and imports open files with the GTiff driver
-    only after a magic-byte check, so VRT stays out of reach of user input.
-    """
-    skip = " ".join(d for d in os.environ.get("GDAL_SKIP", "").split() if d != "VRT")
-    with rasterio.Env(GDAL_SKIP=skip):
-        pass
-
-
-_register_drivers()
 _local = threading.local()
 _png_lock = threading.Lock()
 _png_cache: OrderedDict[tuple[Any, ...], bytes | None] = OrderedDict()
