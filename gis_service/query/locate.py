@@ -21,8 +21,8 @@ from sqlalchemy import TextClause
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gis_service.db.engine import QueryConn
-from gis_service.domain.pii import mask_name, mask_phone
 from gis_service.domain.scope import Principal
+from gis_service.query import details
 from gis_service.query.layers import scope_sql
 from gis_service.query.sqlparts import (
     cached_text,
@@ -36,60 +36,12 @@ from gis_service.query.sqlparts import (
 #: Geological-hazard points within this many metres count as "there" (plus any whose risk
 #: zone covers the point).
 GEOHAZARD_RADIUS_M = 500.0
-#: The detail objects the locate statement returns, keyed by id (or code).
-_DETAIL_KEYS = ("villages", "grids", "geohazards", "zones", "shelters")
 #: Points per statement of a batch.
 CHUNK = 500
 #: Transactions (PostgreSQL backends) a batch uses at once.
 BATCH_LANES = 2
 #: Shelter states that take people now, as opposed to standby sites (``closed``).
 OPEN_SHELTER = "t.status IN ('open', 'opening') AND t.capacity > t.current_occupancy"
-
-
-_PERSONS = """
-    SELECT coalesce(json_agg(json_build_object(
-        'level', r.level, 'duty', r.duty, 'name', p.name, 'phone', p.phone, 'org', p.org)
-        ORDER BY r.level, r.duty, p.name), '[]'::json)
-    FROM responsibility r JOIN person p ON p.id = r.person_id
-    WHERE r.target_type = '{target}' AND r.target_id = t.id
-      AND (r.valid_to IS NULL OR r.valid_to >= current_date)
-"""
-
-_DETAILS = f"""
- (SELECT coalesce(json_object_agg(v.code, (
-     SELECT json_agg(json_build_object('code', a.code, 'level', a.level, 'name', a.name)
-                     ORDER BY array_position(v.ancestors, a.code::text))
-     FROM admin_division a WHERE a.code = ANY(v.ancestors))), '{{}}'::json)
-  FROM admin_division v WHERE v.code IN (SELECT m.village FROM m)) AS villages,
- (SELECT coalesce(json_object_agg(g.id, json_build_object(
-     'grid_code', g.grid_code, 'name', g.name, 'kind', g.kind,
-     'households', g.households, 'population', g.population,
-     'staff', (SELECT coalesce(json_agg(json_build_object(
-                   'role', ga.role, 'name', p.name, 'phone', p.phone, 'org', p.org)
-                   ORDER BY ga.role, p.name), '[]'::json)
-               FROM grid_assignment ga JOIN person p ON p.id = ga.person_id
-               WHERE ga.grid_id = g.id AND ga.end_date IS NULL
-                 AND ga.role IN ('grid_worker', 'grid_leader')))), '{{}}'::json)
-  FROM grid g WHERE g.id IN (SELECT m.grid_id FROM m)) AS grids,
- (SELECT coalesce(json_object_agg(t.id, json_build_object(
-     'code', t.code, 'name', t.name, 'kind', t.kind, 'danger_grade', t.danger_grade,
-     'threatened_households', t.threatened_households,
-     'threatened_people', t.threatened_people,
-     'responsible', ({_PERSONS.format(target="geohazard_point")}))), '{{}}'::json)
-  FROM geohazard_point t WHERE t.id IN (SELECT unnest(m.geohazard_ids) FROM m)) AS geohazards,
- (SELECT coalesce(json_object_agg(t.id, json_build_object(
-     'code', t.code, 'name', t.name, 'risk_level', t.risk_level,
-     'households', t.households, 'people', t.people,
-     'responsible', ({_PERSONS.format(target="geohazard_zone")}))), '{{}}'::json)
-  FROM geohazard_zone t WHERE t.id IN (SELECT unnest(m.zone_ids) FROM m)) AS zones,
- (SELECT coalesce(json_object_agg(t.id, json_build_object(
-     'id', t.id, 'name', t.name, 'grade', t.grade, 'space_type', t.space_type,
-     'capacity', t.capacity, 'current_occupancy', t.current_occupancy, 'status', t.status,
-     'address', t.address, 'lon', round(ST_X(t.geom)::numeric, 7),
-     'lat', round(ST_Y(t.geom)::numeric, 7))), '{{}}'::json)
-  FROM shelter t
-  WHERE t.id IN (SELECT m.shelter_id FROM m UNION SELECT m.open_shelter_id FROM m)) AS shelters
-"""
 
 
 def _main_sql(scope: str | None, *, batch: bool) -> str:
@@ -155,14 +107,7 @@ LEFT JOIN LATERAL (
     ) c
 ) sh ON TRUE
 )
-SELECT
- (SELECT coalesce(json_agg(json_build_object(
-     'i', m.i, 'village', m.village, 'grid_id', m.grid_id, 'zone_ids', m.zone_ids,
-     'geohazard_ids', m.geohazard_ids, 'geohazard_m', m.geohazard_m,
-     'shelter_id', m.shelter_id, 'shelter_m', m.shelter_m,
-     'open_shelter_id', m.open_shelter_id, 'open_shelter_m', m.open_shelter_m) ORDER BY m.i),
-     '[]'::json) FROM m) AS rows,
-{_DETAILS}
+SELECT m.* FROM m
 """
 
 
@@ -259,22 +204,8 @@ def curve_order(lon: np.ndarray[Any, Any], lat: np.ndarray[Any, Any]) -> np.ndar
     return np.argsort(key, kind="stable")
 
 
-def _mask(people: list[dict[str, Any]], principal: Principal) -> list[dict[str, Any]]:
-    if principal.sees_pii:
-        return people
-    return [{**p, "name": mask_name(p["name"]), "phone": mask_phone(p["phone"])} for p in people]
-
-
 def _metres(d: float | None) -> float | None:
     return None if d is None else round(float(d), 1)
-
-
-@dataclass
-class _Answers:
-    """What the chunks of one locate call returned: per-point rows and the shared details."""
-
-    rows: list[tuple[int, dict[str, Any]]]
-    details: dict[str, dict[str, Any]]
 
 
 def _prepare(principal: Principal, n: int) -> tuple[TextClause, dict[str, Any]]:
@@ -292,12 +223,11 @@ async def _run_chunks(
     common: dict[str, Any],
     lon: np.ndarray[Any, Any],
     lat: np.ndarray[Any, Any],
-    into: _Answers,
+    into: list[Any],
 ) -> None:
-    """Run ``statement`` once per chunk of points, collecting the answers ``into``.
+    """Run ``statement`` once per chunk of points, collecting the per-point rows ``into``.
 
-    Each chunk stays within the statement time budget and answers its points and the
-    details of what they hit in one round trip.
+    Each chunk stays within the statement time budget.
     """
     for part in parts:
         params = {
@@ -306,10 +236,7 @@ async def _run_chunks(
             "ys": lat[part].astype(float).tolist(),
             "ix": (part + 1).tolist(),
         }
-        answer = (await conn.execute(statement, params)).one()
-        into.rows.extend((int(r["i"]), r) for r in answer.rows)
-        for key in _DETAIL_KEYS:
-            into.details[key].update(getattr(answer, key))
+        into.extend((await conn.execute(statement, params)).all())
 
 
 def _chunks(lon: np.ndarray[Any, Any], lat: np.ndarray[Any, Any]) -> list[np.ndarray[Any, Any]]:
@@ -317,11 +244,43 @@ def _chunks(lon: np.ndarray[Any, Any], lat: np.ndarray[Any, Any]) -> list[np.nda
     return [order[start : start + CHUNK] for start in range(0, len(order), CHUNK)]
 
 
+def _wanted(rows: list[Any]) -> dict[details.Kind, set[Any]]:
+    """The detail objects the per-point rows refer to."""
+    out: dict[details.Kind, set[Any]] = {k: set() for k in details.KINDS}
+    for r in rows:
+        m = r._mapping
+        if m["village"] is not None:
+            out["villages"].add(m["village"])
+        if m["grid_id"] is not None:
+            out["grids"].add(m["grid_id"])
+        out["geohazards"].update(m["geohazard_ids"] or ())
+        out["zones"].update(m["zone_ids"] or ())
+        for key in ("shelter_id", "open_shelter_id"):
+            if m[key] is not None:
+                out["shelters"].add(m[key])
+    return out
+
+
+async def _details(
+    conn: QueryConn, rows: list[Any], cache: details.DetailCache | None, fresh: bool
+) -> dict[details.Kind, details.Table]:
+    wanted = _wanted(rows)
+    if cache is None:
+        return await details.fetch(conn, wanted)
+    return await cache.resolve(conn, wanted, fresh=fresh)
+
+
+async def _fresh(cache: details.DetailCache | None) -> bool:
+    return False if cache is None else await cache.check()
+
+
 async def locate_points(
     conn: QueryConn,
     principal: Principal,
     lon: np.ndarray[Any, Any],
     lat: np.ndarray[Any, Any],
+    *,
+    cache: details.DetailCache | None = None,
 ) -> list[Located]:
     """Locate storage-coordinate points (already validated) for ``principal``.
 
@@ -330,17 +289,20 @@ async def locate_points(
         principal: who asks; every row comes from their area, PII masked by role.
         lon: CGCS2000 longitudes.
         lat: CGCS2000 latitudes.
+        cache: the worker's ready details (None: read them with the answer).
 
     Returns:
         One :class:`Located` per input point, in input order.
     """
     statement, common = _prepare(principal, len(lon))
     await (use_custom_plans(conn) if len(lon) > 1 else use_generic_plans(conn))
-    answers = _Answers([], {k: {} for k in _DETAIL_KEYS})
-    await _run_chunks(
-        conn, statement, _chunks(lon, lat), common=common, lon=lon, lat=lat, into=answers
-    )
-    return _assemble(answers, principal, lon, lat)
+    rows: list[Any] = []
+    parts = _chunks(lon, lat)
+    run = _run_chunks(conn, statement, parts, common=common, lon=lon, lat=lat, into=rows)
+    # The feed check (its own connection) runs while the statement does.
+    fresh, _ = await asyncio.gather(_fresh(cache), run)
+    found = await _details(conn, rows, cache, fresh)
+    return _assemble(rows, found, principal, lon, lat)
 
 
 async def locate_many(
@@ -350,6 +312,7 @@ async def locate_many(
     lat: np.ndarray[Any, Any],
     *,
     lanes: int = BATCH_LANES,
+    cache: details.DetailCache | None = None,
 ) -> list[Located]:
     """:func:`locate_points` for a batch, its chunks shared by ``lanes`` transactions at once.
 
@@ -360,57 +323,54 @@ async def locate_many(
     statement, common = _prepare(principal, max(len(lon), 2))
     chunks = _chunks(lon, lat)
     lanes = max(1, min(lanes, len(chunks)))
-    answers = _Answers([], {k: {} for k in _DETAIL_KEYS})
+    rows: list[Any] = []
+    fresh = await _fresh(cache)
 
     async def lane(mine: list[np.ndarray[Any, Any]]) -> None:
         async with open_tx() as conn:
             await use_custom_plans(conn)
-            await _run_chunks(conn, statement, mine, common=common, lon=lon, lat=lat, into=answers)
+            await _run_chunks(conn, statement, mine, common=common, lon=lon, lat=lat, into=rows)
 
     async with asyncio.TaskGroup() as group:
         for i in range(lanes):
             group.create_task(lane(chunks[i::lanes]))
-    return _assemble(answers, principal, lon, lat)
+    async with open_tx() as conn:
+        found = await _details(conn, rows, cache, fresh)
+    return _assemble(rows, found, principal, lon, lat)
 
 
 def _assemble(
-    answers: _Answers,
+    rows: list[Any],
+    found: dict[details.Kind, details.Table],
     principal: Principal,
     lon: np.ndarray[Any, Any],
     lat: np.ndarray[Any, Any],
 ) -> list[Located]:
     """Per-point answers in input order, PII masked for ``principal``."""
-    details = answers.details
-    rows = sorted(answers.rows, key=lambda pr: pr[0])
-    grids = {int(k): v for k, v in details["grids"].items()}
-    for g in grids.values():
-        g["staff"] = _mask(g["staff"], principal)
-    points = {int(k): v for k, v in details["geohazards"].items()}
-    zones = {int(k): v for k, v in details["zones"].items()}
-    for item in (*points.values(), *zones.values()):
-        item["responsible"] = _mask(item["responsible"], principal)
-    shelter_rows = {int(k): v for k, v in details["shelters"].items()}
+    villages, grids = found["villages"], found["grids"]
+    points, zones, shelters = found["geohazards"], found["zones"], found["shelters"]
 
     def shelter(sid: int | None, d: float | None) -> dict[str, Any] | None:
         if sid is None:
             return None
-        return {**shelter_rows[sid], "distance_m": _metres(d)}
+        return {**details.pick(shelters, sid, principal), "distance_m": _metres(d)}
 
     out: list[Located] = []
-    for pos, r in rows:
-        i = pos - 1
+    for row in sorted(rows, key=lambda r: int(r._mapping["i"])):
+        r = row._mapping
+        i = int(r["i"]) - 1
         out.append(
             Located(
                 index=i,
                 lon=float(lon[i]),
                 lat=float(lat[i]),
-                chain=details["villages"].get(r["village"], []) if r["village"] else [],
-                grid=grids.get(r["grid_id"]) if r["grid_id"] else None,
+                chain=details.pick(villages, r["village"], principal) if r["village"] else [],
+                grid=details.pick(grids, r["grid_id"], principal) if r["grid_id"] else None,
                 geohazards=[
-                    {**points[pid], "distance_m": _metres(d)}
+                    {**details.pick(points, pid, principal), "distance_m": _metres(d)}
                     for pid, d in zip(r["geohazard_ids"] or (), r["geohazard_m"] or (), strict=True)
                 ],
-                risk_zones=[zones[zid] for zid in r["zone_ids"] or ()],
+                risk_zones=[details.pick(zones, zid, principal) for zid in r["zone_ids"] or ()],
                 nearest_shelter=shelter(r["shelter_id"], r["shelter_m"]),
                 nearest_open_shelter=shelter(r["open_shelter_id"], r["open_shelter_m"]),
             )
@@ -419,8 +379,14 @@ def _assemble(
 
 
 async def locate_point(
-    conn: QueryConn, principal: Principal, point: tuple[float, float]
+    conn: QueryConn,
+    principal: Principal,
+    point: tuple[float, float],
+    *,
+    cache: details.DetailCache | None = None,
 ) -> Located:
     """:func:`locate_points` for one storage-coordinate point."""
-    (hit,) = await locate_points(conn, principal, np.array([point[0]]), np.array([point[1]]))
+    (hit,) = await locate_points(
+        conn, principal, np.array([point[0]]), np.array([point[1]]), cache=cache
+    )
     return hit

@@ -22,6 +22,7 @@ from gis_service.db.engine import ReadConnection, make_read_pool
 from gis_service.errors import BadParameter, FieldProblem, GisError, InvalidInput, NotFound
 from gis_service.query import area as qarea
 from gis_service.query import batch as batch_input
+from gis_service.query import details as qdetails
 from gis_service.query import layers as qlayers
 from gis_service.query import locate as qlocate
 from gis_service.query import nearby as qnearby
@@ -32,15 +33,28 @@ from gis_service.query import tables
 
 @asynccontextmanager
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
-    """Own the read pool of the hot point queries (see ``Database.read``)."""
+    """Own the read pool of the hot point queries and the ready parts of locate answers.
+
+    See ``Database.read`` and ``query.details``.
+    """
     pool = make_read_pool(app.state.database_url, app.state.settings.db)
     await pool.open(wait=False)
     app.state.read_pool = pool
+    cache = qdetails.DetailCache(app.state.database_url)
+    await cache.open()
+    app.state.query_details = cache
     try:
         yield
     finally:
         app.state.read_pool = None
+        app.state.query_details = None
+        await cache.close()
         await pool.close()
+
+
+def _details(request: Request) -> qdetails.DetailCache | None:
+    cache: qdetails.DetailCache | None = getattr(request.app.state, "query_details", None)
+    return cache
 
 
 api = router("query")
@@ -165,7 +179,7 @@ class QueryFastPath:
                 if nearest:
                     features = await qnearby.nearest(conn, user, point, qlayers.get(name), int(k))
                     return fast_json(_nearest_answer(point, name, int(k), features))
-                hit = await qlocate.locate_point(conn, user, point)
+                hit = await qlocate.locate_point(conn, user, point, cache=_details(request))
         except GisError as exc:
             return await render_problem(request, exc)
         if not hit.found:
@@ -199,8 +213,13 @@ def download(content: bytes, fmt: Fmt, name: str) -> Response:
 
 
 @api.get("/query/locate", summary="Whose village and grid is this point in, and whom to call")
-async def locate(
-    lon: Lon, lat: Lat, user: CurrentUser, db: DbDep, crs: CrsQ = qp.InputCrs.wgs84
+async def locate(  # noqa: PLR0917 - FastAPI injects by parameter
+    request: Request,
+    lon: Lon,
+    lat: Lat,
+    user: CurrentUser,
+    db: DbDep,
+    crs: CrsQ = qp.InputCrs.wgs84,
 ) -> Response:
     """Admin chain, grid with its worker and leader, geological hazards there, nearest shelter.
 
@@ -208,7 +227,7 @@ async def locate(
     """
     point = qp.storage_point(lon, lat, crs)
     async with db.read() as conn:
-        hit = await qlocate.locate_point(conn, user, point)
+        hit = await qlocate.locate_point(conn, user, point, cache=_details(request))
     if not hit.found:
         raise NotFound(
             detail="no village of your area holds this point",
@@ -270,7 +289,7 @@ async def locate_batch(
     good = [i for i in range(len(parsed)) if i not in parsed.errors]
     located: dict[int, qlocate.Located] = {}
     if good:
-        hits = await qlocate.locate_many(db.tx, user, x[good], y[good])
+        hits = await qlocate.locate_many(db.tx, user, x[good], y[good], cache=_details(request))
         located = {good[h.index]: h for h in hits}
     rows = parsed.rows(located)
     if format == "json":
