@@ -27,6 +27,9 @@ EXPECTED = {
     "forest_patches",
     "buildings",
     "survey_facilities",
+    "grid_labels",
+    "community_labels",
+    "township_labels",
 }
 
 
@@ -108,7 +111,7 @@ def test_cli_validate(tmp_path: Path) -> None:
     runner = CliRunner()
     ok = runner.invoke(app, ["layers", "validate"])
     assert ok.exit_code == 0, ok.output
-    assert "13 layers valid" in ok.output.replace("\n", " ")
+    assert "16 layers valid" in ok.output.replace("\n", " ")
     bad = _copy_layers(tmp_path, colour="red")
     result = runner.invoke(app, ["layers", "validate", "--dir", str(bad)])
     assert result.exit_code == 1

@@ -346,7 +346,7 @@ def test_styles(client: TestClient, conn: Any, view: str) -> None:
     assert source["type"] == "vector"
     in_tiles = source["tiles"][0].split("/tiles/")[1].split("/")[0].split(",")
     for layer in style["layers"][1:]:
-        assert layer["type"] in {"fill", "line", "circle"}
+        assert layer["type"] in {"fill", "line", "circle", "symbol"}
         assert layer["source-layer"] in in_tiles
         assert layer["source"] in style["sources"]
     ids = [layer["id"] for layer in style["layers"]]

@@ -305,6 +305,8 @@ class Grid(Common, Base):
     households: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
     population: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
     area_m2: Mapped[float | None] = mapped_column(Float)
+    #: ST_PointOnSurface(geom), maintained by trigger (migration 0016): the map's label.
+    label_point: Mapped[Any] = mapped_column(geometry("POINT"), nullable=True)
     version: Mapped[int] = mapped_column(Integer, nullable=False, server_default="1")
     valid_from: Mapped[dt.date] = mapped_column(
         Date, nullable=False, server_default=func.current_date()

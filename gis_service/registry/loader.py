@@ -117,7 +117,12 @@ def check_against_models(spec: LayerSpec) -> list[str]:
         problems.append(f"geometry_type {spec.geometry_type} but the column holds {kind}")
     style = spec.style
     # A line style may outline polygons; fills need polygons, circles need points.
-    kinds = {"circle": ("POINT",), "line": ("LINESTRING", "POLYGON"), "fill": ("POLYGON",)}
+    kinds = {
+        "circle": ("POINT",),
+        "line": ("LINESTRING", "POLYGON"),
+        "fill": ("POLYGON",),
+        "symbol": ("POINT",),
+    }
     if not any(k in spec.geometry_type.upper() for k in kinds[style.kind]):
         problems.append(f"style kind {style.kind!r} does not draw {spec.geometry_type}")
     return problems

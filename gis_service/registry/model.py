@@ -84,7 +84,8 @@ class AggregateSpec(_Strict):
 class StyleSpec(_Strict):
     """How the layer is drawn in the MapLibre styles (``/styles/{view}.json``)."""
 
-    kind: Literal["circle", "fill", "line"]
+    #: ``symbol``: a label-point layer; the style carries the label column, the client its font.
+    kind: Literal["circle", "fill", "line", "symbol"]
     color: HexColor = "#3388ff"
     #: Colour by this column's value using the classes of ``scheme`` (a classification_scheme key).
     color_by: Ident | None = None

@@ -162,6 +162,10 @@ def _style_layer(spec: LayerSpec, palette: Palette, source: str) -> dict[str, An
             paint["circle-stroke-color"] = style.outline_color
             paint["circle-stroke-width"] = 1
         return {**base, "type": "circle", "paint": paint}
+    if style.kind == "symbol":
+        # A label-point layer: one point per feature. The text itself (font stack, glyphs,
+        # CJK rendering) is the client's choice; the style names the field in metadata.label.
+        return {**base, "type": "symbol", "layout": {"symbol-placement": "point"}}
     if style.kind == "fill":
         paint = {"fill-color": color, "fill-opacity": style.opacity}
         if style.outline_color:
