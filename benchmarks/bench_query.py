@@ -222,10 +222,13 @@ def _postmaster(url: str) -> int:
     """The pid of the PostgreSQL server holding ``url`` (the parent of our backend)."""
     with psycopg.connect(loader.psycopg_conninfo(url), autocommit=True) as c:
         row = c.execute("SELECT pg_backend_pid()").fetchone()
-    assert row is not None
-    return int(Path(f"/proc/{row[0]}/stat").read_text().rsplit(")", 1)[1].split()[1])
+        assert row is not None
+        # Read while the backend lives (it exits when the connection closes).
+        return int(Path(f"/proc/{row[0]}/stat").read_text().rsplit(")", 1)[1].split()[1])
 
 
+#: Seconds of unmeasured load before each wrk run.
+WARMUP_S = 3
 #: Set by main(): the server's pid and the database, so wrk() can charge CPU to requests.
 CPU_SOURCES: dict[str, Any] = {}
 
@@ -238,6 +241,8 @@ def wrk(base: str, token: str, paths: list[str], seconds: int, connections: int)
     counted anywhere.
     """
     app, db = CPU_SOURCES["server"], _postmaster(CPU_SOURCES["url"])
+    # Warm-up (not measured): every worker connects its pool and keeps its ready parts.
+    _wrk(base, token, paths, WARMUP_S, connections)
     app0, db0 = _cpu_ticks(app), _cpu_ticks(db)
     res = _wrk(base, token, paths, seconds, connections)
     tick = os.sysconf("SC_CLK_TCK")

@@ -110,6 +110,7 @@ class Batch:
     def rows(self, located: dict[int, Located]) -> list[dict[str, Any]]:
         """Answer rows in input order (``located`` keyed by input index)."""
         out = []
+        memo: dict[int, dict[str, Any]] = {}
         for i in range(len(self)):
             row: dict[str, Any] = {
                 "row": i + 1,
@@ -120,7 +121,7 @@ class Batch:
                 "error": self.errors.get(i),
             }
             hit = located.get(i)
-            row.update(hit.flat() if hit is not None else {"found": False})
+            row.update(hit.flat(memo) if hit is not None else {"found": False})
             out.append(row)
         return out
 

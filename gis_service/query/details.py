@@ -89,6 +89,18 @@ SELECT
 """
 )
 
+#: Source table → the kinds read from it (see ``_DETAILS``).
+_READ_FROM: dict[str, tuple[Kind, ...]] = {
+    "admin_division": ("villages",),
+    "grid": ("grids",),
+    "grid_assignment": ("grids",),
+    "person": ("grids", "geohazards", "zones"),
+    "responsibility": ("geohazards", "zones"),
+    "geohazard_point": ("geohazards",),
+    "geohazard_zone": ("zones",),
+    "shelter": ("shelters",),
+}
+
 #: One kind's details: key → (as a PII-seeing role gets it, as any other role gets it).
 Table = dict[Any, tuple[Any, Any]]
 
@@ -133,10 +145,12 @@ class DetailCache:
             app_name="gis-query-feed",
         )
 
-    def _changed(self, _payload: str = "") -> None:
-        for table in self._tables.values():
-            table.clear()
-        self._size = 0
+    def _changed(self, payload: str = "") -> None:
+        """Forget the kinds read from the table named in ``payload`` (all when unknown)."""
+        kinds = _READ_FROM.get(payload, KINDS)
+        for kind in kinds:
+            self._size -= len(self._tables[kind])
+            self._tables[kind].clear()
         self._generation += 1
 
     async def open(self) -> None:
@@ -186,7 +200,6 @@ class DetailCache:
         return await self.listener.check()
 
 
-def pick(table: Table, key: Any, principal: Principal) -> Any:
-    """The detail of ``key`` as ``principal`` may see it (PII masked by role)."""
-    plain, masked = table[key]
-    return plain if principal.sees_pii else masked
+def variant(principal: Principal) -> int:
+    """Index into a :data:`Table` value: how ``principal`` may see details (PII by role)."""
+    return 0 if principal.sees_pii else 1

@@ -10,6 +10,8 @@ Every name interpolated here is a constant of this package; values are bound par
 
 from __future__ import annotations
 
+import re
+
 from sqlalchemy import TextClause, text
 
 from gis_service.db.engine import GENERIC_PLANS, QueryConn, ReadConnection
@@ -84,11 +86,26 @@ async def use_custom_plans(conn: QueryConn) -> None:
     await conn.execute(_CUSTOM)
 
 
+_COMMENT = re.compile(r"--[^\n]*")
+_SPACE = re.compile(r"\s+")
+
+
+def compact(sql: str) -> str:
+    """``sql`` without comments and runs of white space (the package's statements only).
+
+    psycopg caches its conversion of a statement's ``%(name)s`` placeholders only up to 4 KiB
+    of text: the locate statement, laid out for reading, was re-parsed on every call.
+    Safe for this package's statements: none has a string literal holding ``--`` or a run
+    of spaces.
+    """
+    return _SPACE.sub(" ", _COMMENT.sub("", sql)).strip()
+
+
 def cached_text(sql: str) -> TextClause:
-    """A ``text()`` construct per distinct statement (SQLAlchemy then reuses its compilation)."""
+    """A compact ``text()`` construct per distinct statement (compiled and converted once)."""
     clause = _TEXTS.get(sql)
     if clause is None:
-        clause = _TEXTS[sql] = text(sql)
+        clause = _TEXTS[sql] = text(compact(sql))
     return clause
 
 
