@@ -270,6 +270,7 @@ def prepare(
         source=source,
         source_crs=None if choice is None else choice.source_crs,
         geometries=None if geoms is None else (geoms if everything else geoms[keep]),
+        geometries_valid=geoms is not None,
     )
     return Prepared(
         data=data,

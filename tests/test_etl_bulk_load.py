@@ -13,8 +13,10 @@ from pathlib import Path
 from typing import Any
 
 import geopandas as gpd
+import numpy as np
 import psycopg
 import pytest
+import shapely
 
 from etl import load
 from etl.pipeline import ImportOptions, ImportReport, run_import
@@ -166,3 +168,62 @@ def test_a_busy_table_keeps_its_indexes(
     assert report.rows_inserted == 600
     assert any("in use" in note for note in report.notes), report.notes
     assert _count(empty_city) == 600
+
+
+def test_first_load_into_an_empty_table_is_binary_frozen_and_keeps_the_geometry_check(
+    empty_city: str, buildings_file: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A first load truncates the empty table, COPYs in binary (WKB, no hex) with FREEZE and
+    skips the ST_IsValid CHECK for the rows the importer proved: the CHECK is back (NOT
+    VALID) and refuses the next invalid write, VALIDATE proves the loaded rows, and every
+    stored geometry equals the file's, rounded to 1e-7°, promoted to MultiPolygon."""
+    monkeypatch.setattr(load, "BULK_REBUILD_MIN_ROWS", 100)
+    frame = gpd.read_file(buildings_file).iloc[:600]
+    frame["名称"] = [f"楼栋{i}号·东" for i in range(len(frame))]
+    path = tmp_path / "first.gpkg"
+    frame.to_file(path, engine="pyogrio")
+    with psycopg.connect(loader.psycopg_conninfo(empty_city)) as c:
+        c.execute("DELETE FROM building")
+        c.commit()
+    copied: list[str] = []
+    real_copy = psycopg.Cursor.copy
+
+    def spy(self: psycopg.Cursor[Any], statement: Any, *args: Any, **kwargs: Any) -> Any:
+        copied.append(statement.as_string(self) if hasattr(statement, "as_string") else statement)
+        return real_copy(self, statement, *args, **kwargs)
+
+    monkeypatch.setattr(psycopg.Cursor, "copy", spy)
+    report = _import(empty_city, path, scope_code="430204")
+    assert report.status == "succeeded", report.as_dict()
+    assert report.rows_inserted == 600
+    assert any("(FORMAT BINARY, FREEZE)" in s for s in copied), copied
+    assert any("proven by the importer" in note for note in report.notes), report.notes
+    with psycopg.connect(loader.psycopg_conninfo(empty_city)) as c:
+        check = c.execute(
+            "SELECT convalidated, pg_get_constraintdef(oid) FROM pg_constraint"
+            " WHERE conname = 'ck_building_geom_valid'"
+        ).fetchone()
+        assert check is not None
+        assert check[0] is False
+        assert "st_isvalid(geom)" in check[1].lower()
+        rows = c.execute(
+            "SELECT name, ST_AsBinary(geom), attributes, source_crs FROM building ORDER BY id"
+        ).fetchall()
+        with pytest.raises(psycopg.errors.CheckViolation):
+            c.execute(
+                "INSERT INTO building (geom) VALUES (ST_Multi(ST_GeomFromText("
+                "'POLYGON((113.1 27.8, 113.2 27.9, 113.2 27.8, 113.1 27.9, 113.1 27.8))', 4490)))"
+            )
+        c.rollback()
+        c.execute("ALTER TABLE building VALIDATE CONSTRAINT ck_building_geom_valid")
+        c.commit()
+    expected = shapely.set_precision(np.asarray(frame.geometry), 0)  # same shapes
+    expected = shapely.transform(expected, lambda xy: np.round(xy, 7))
+    stored = shapely.from_wkb([r[1] for r in rows])
+    assert [r[0] for r in rows] == list(frame["名称"])
+    assert set(shapely.get_type_id(stored).tolist()) == {6}  # MultiPolygon
+    assert all(
+        shapely.equals_exact(shapely.get_geometry(s, 0), e, tolerance=0)
+        for s, e in zip(stored, expected, strict=True)
+    )
+    assert {r[3] for r in rows} == {"CGCS2000"}

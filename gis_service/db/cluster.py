@@ -80,6 +80,10 @@ SERVER_SETTINGS: dict[str, str] = {
     "effective_cache_size": "1GB",
     "random_page_cost": "1.1",
     "max_wal_size": "2GB",
+    # A private cluster with no replicas: a table truncated or created in a transaction
+    # is filled without WAL (synced at commit), e.g. a first bulk import (etl.load).
+    "wal_level": "minimal",
+    "max_wal_senders": "0",
     "password_encryption": "scram-sha-256",
     "logging_collector": "off",
     "log_destination": "stderr",
