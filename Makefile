@@ -100,3 +100,8 @@ IMPACT_KEEP ?= /tmp/impact-bench
 bench-impact: install
 	@command -v wrk >/dev/null || { [ "$$(id -u)" -eq 0 ] && apt-get install -y -qq wrk >/dev/null || sudo apt-get install -y -qq wrk >/dev/null; }
 	$(BIN)/python benchmarks/bench_impact.py --scale $(IMPACT_SCALE) --keep $(IMPACT_KEEP)
+
+# The web map's first map on screen (cold and warm browser, software GL) on the district demo.
+.PHONY: bench-web
+bench-web: install
+	$(BIN)/python benchmarks/bench_web.py

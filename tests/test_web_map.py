@@ -8,6 +8,7 @@ another county. Results the page shows are compared with the API and with databa
 from __future__ import annotations
 
 import math
+import re
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -16,20 +17,17 @@ import httpx2 as httpx
 import psycopg
 import pytest
 import shapely
-from playwright import sync_api
 from shapely.geometry import shape
 
 from gis_service.demo.loader import psycopg_conninfo
 from tests.web_support import (
     ARTIFACTS,
-    CHROMIUM,
-    CHROMIUM_ARGS,
-    WEB_VENDOR,
     api_get,
     api_post,
     click_lonlat,
     idle,
     jump,
+    launch_chromium,
     login_script,
     rendered,
     screenshot,
@@ -50,15 +48,8 @@ def base(demo_url: str) -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def chromium() -> Iterator[Any]:
-    import os
-
-    # make test installs both (scripts/install-system.sh, npm ci): missing is a failure.
-    assert os.access(CHROMIUM, os.X_OK), "Debian's chromium is missing (scripts/install-system.sh)"
-    assert (WEB_VENDOR / "maplibre-gl.js").is_file(), "npm ci --prefix web was not run"
-    with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield b
-        b.close()
+    with launch_chromium() as browser:
+        yield browser
 
 
 class Console:
@@ -164,6 +155,41 @@ def test_every_layer_renders_features(page: Any, base: str) -> None:
         assert name in seen, f"{name} not drawn at its own feature"
     assert seen == set(catalogue)
     assert stops < len(catalogue)
+
+
+def test_unit_labels_are_drawn_once_at_their_label_points(
+    page: Any, db: psycopg.Connection[Any]
+) -> None:
+    """Grids, communities and townships are named from the label-point layers (one point
+    per unit, ST_PointOnSurface): no name repeats per tile, each where the database puts it."""
+    switch_view(page, "planner")
+    lon, lat = db.execute(
+        "SELECT ST_X(label_point), ST_Y(label_point) FROM grid WHERE valid_to IS NULL"
+        " AND community_code LIKE '430204%' ORDER BY households DESC, grid_code LIMIT 1"
+    ).fetchone()
+    ids = page.evaluate("() => window.__gis.map.getStyle().layers.map((l) => l.id)")
+    assert not {"grids-label", "communities-label", "townships-label"} & set(ids)
+    for zoom in (14.2, 15.5):
+        jump(page, lon, lat, zoom)
+        drawn = page.evaluate(
+            """() => window.__gis.map.queryRenderedFeatures({layers: ['grid_labels']})
+                .map((f) => [f.properties.grid_code, f.properties.name, f.geometry.coordinates])"""
+        )
+        codes = [code for code, _, _ in drawn]
+        assert codes, zoom
+        assert len(codes) == len(set(codes)), f"a grid named twice at zoom {zoom}"
+        truth = {
+            code: (name, x, y)
+            for code, name, x, y in db.execute(
+                "SELECT grid_code, name, ST_X(label_point), ST_Y(label_point) FROM grid"
+                " WHERE valid_to IS NULL AND grid_code = ANY(%s)",
+                (codes,),
+            )
+        }
+        for code, name, (x, y) in drawn:
+            assert truth[code][0] == name
+            assert (x, y) == pytest.approx(truth[code][1:], abs=2e-5)
+    screenshot(page, "web_labels")
 
 
 def test_enterprise_popup_shows_name_and_risk(
@@ -499,6 +525,34 @@ def test_search_by_name_and_grid_code(page: Any, db: psycopg.Connection[Any]) ->
     assert page.evaluate("window.__gis.lastSearch[0].sub") == code
 
 
+def test_search_by_uscc(page: Any, db: psycopg.Connection[Any]) -> None:
+    """统一社会信用代码 typed in the search box: the enterprise of that code, highlighted where
+    the database has it."""
+    uscc, name, lon, lat = db.execute(
+        "SELECT uscc, name, ST_X(geom), ST_Y(geom) FROM enterprise"
+        " WHERE admin_code LIKE '430204%' AND uscc IS NOT NULL ORDER BY id DESC LIMIT 1"
+    ).fetchone()
+    page.fill("#search-input", uscc.lower())
+    page.keyboard.press("Enter")
+    # (an earlier search's debounced answer may still land: wait for this one's)
+    page.wait_for_function(
+        "(code) => (window.__gis.lastSearch || []).some((r) => r.sub === code)", arg=uscc
+    )
+    found = page.evaluate("window.__gis.lastSearch.map((r) => [r.tag, r.title, r.sub])")
+    assert found == [["企业", name, uscc]]
+    page.wait_for_selector(f"#search-results .item:has-text('{uscc}')")
+    page.click(f"#search-results .item:has-text('{uscc}')")
+    page.wait_for_function(
+        "() => window.__gis.state.overlays.highlight.features[0].geometry.type === 'Point'"
+    )
+    point = page.evaluate("window.__gis.state.overlays.highlight.features[0].geometry")
+    assert point["coordinates"] == pytest.approx([lon, lat], abs=1e-9)
+    # A code that no enterprise of the area has: said so, no highlight moved.
+    page.fill("#search-input", "91430204000000000X")
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#search-results .msg:has-text('未找到')")
+
+
 def test_png_export(page: Any) -> None:
     with page.expect_download() as dl:
         page.click("#toolbar button[data-tool='png']")
@@ -550,6 +604,61 @@ def test_token_login_form(chromium: Any, base: str) -> None:
         assert page.is_hidden("#login")
         assert "指挥长" in page.inner_text("#user-role")
         assert page.locator("#views button.active").get_attribute("data-view") == "commander"
+    finally:
+        context.close()
+
+
+CJK = re.compile(r"[\u3400-\u9fff]")
+
+
+def test_english_toggle_every_fixed_text(chromium: Any, base: str) -> None:
+    """The EN button: the choice is kept (localStorage), every fixed text of the header,
+    tree, legend, toolbar and each view's panels is English; data (place, grid, firm names)
+    stays as recorded. 中文 switches back."""
+    context = chromium.new_context(viewport=VIEWPORT)
+    context.add_init_script(login_script("a_admin"))
+    page = context.new_page()
+    console = Console(page)
+    try:
+        page.goto(f"{base}/#view=planner")
+        wait_map(page)
+        assert page.inner_text("#views button[data-view='planner']") == "网格规划"
+        page.click("#lang")
+        page.wait_for_load_state()
+        wait_map(page)
+        assert page.evaluate("localStorage.getItem('gis-service.lang')") == "en"
+        assert page.evaluate("document.documentElement.lang") == "en"
+        names = set(page.locator("#views button").all_inner_texts())
+        assert names == {"Grid planning", "Risk survey", "Command"}
+        # Data the page shows as recorded: the user's area, grid names, hazard-layer titles.
+        grids = api_get(base, "a_admin", "/grids", admin="430204")
+        hazards = api_get(base, "a_admin", "/hazard-layers")["layers"]
+        # (and the button back to Chinese, labelled in Chinese)
+        data = {"石峰区", "中文", *(g["name"] for g in grids), *(h["title"] for h in hazards)}
+
+        def fixed_text(selector: str) -> str:
+            text = "\n".join(page.locator(selector).all_inner_texts())
+            for name in sorted(data, key=len, reverse=True):
+                text = text.replace(name, "")
+            return text
+
+        for view in ("planner", "survey", "commander"):
+            switch_view(page, view)
+            for tab in page.locator("#tabs button").all():
+                tab.click()
+                page.wait_for_timeout(300)
+                for sel in ("header", "#sidebar h2", "#layer-tree", "#legend", "#toolbar"):
+                    assert not CJK.search(fixed_text(sel)), (view, sel, fixed_text(sel)[:300])
+                for sel in (".statusbar", "#tabs", "#tab-body h3, #tab-body th, #tab-body label"):
+                    assert not CJK.search(fixed_text(sel)), (view, sel, fixed_text(sel)[:300])
+                assert not CJK.search(fixed_text("#tab-body button, #tab-body .note")), view
+            screenshot(page, f"web_en_{view}")
+        page.click("#lang")
+        page.wait_for_load_state()
+        wait_map(page)
+        assert page.inner_text("#views button[data-view='planner']") == "网格规划"
+        assert page.evaluate("localStorage.getItem('gis-service.lang')") == "zh"
+        assert console.errors == []
     finally:
         context.close()
 

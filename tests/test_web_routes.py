@@ -4,12 +4,15 @@ pmtiles builds (nothing else of node_modules), and the page's configuration."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
+import psycopg
 import pytest
 from fastapi.testclient import TestClient
 
 from gis_service.api.app import create_app
 from gis_service.settings import load_settings
+from tests.fixtures import auth
 
 WEB = Path(__file__).resolve().parents[1] / "web"
 
@@ -25,7 +28,8 @@ def test_root_is_the_map_page(client: TestClient) -> None:
 
 
 def test_page_files_are_served(client: TestClient) -> None:
-    for name in ("app.js", "api.js", "draw.js", "views.js", "impact.js", "i18n.js", "app.css"):
+    names = ("app.js", "api.js", "draw.js", "views.js", "impact.js", "i18n.js", "early.js")
+    for name in (*names, "app.css"):
         r = client.get(f"/src/{name}")
         assert r.status_code == 200, name
         assert r.content == (WEB / "src" / name).read_bytes()
@@ -70,3 +74,31 @@ def test_config_tianditu_key_from_settings(demo_url: str) -> None:
 def test_tianditu_key_is_checked() -> None:
     with pytest.raises(ValueError, match="tianditu_key"):
         load_settings(environment="test", web={"tianditu_key": 'bad key"><script>'})
+
+
+def test_uscc_search_in_scope(client: TestClient, conn: psycopg.Connection[Any]) -> None:
+    """The search box's 统一社会信用代码 lookup: the row the database holds, in scope only."""
+    uscc, name, lon, lat = conn.execute(
+        "SELECT uscc, name, ST_X(geom), ST_Y(geom) FROM enterprise"
+        " WHERE admin_code LIKE '430204%' AND uscc IS NOT NULL ORDER BY id LIMIT 1"
+    ).fetchone()
+    r = client.get("/web/search/uscc", params={"uscc": uscc.lower()}, headers=auth("a_viewer"))
+    assert r.status_code == 200
+    (item,) = r.json()["items"]
+    assert (item["uscc"], item["name"]) == (uscc, name)
+    assert (item["lon"], item["lat"]) == pytest.approx((lon, lat), abs=1e-9)
+    # Another county's user does not learn that it exists.
+    foreign = client.get("/web/search/uscc", params={"uscc": uscc}, headers=auth("b_admin"))
+    assert foreign.status_code == 200
+    assert foreign.json()["items"] == []
+    assert client.get("/web/search/uscc", params={"uscc": uscc}).status_code == 401
+
+
+@pytest.mark.parametrize(
+    "bad", ["", "12345", "91430204302198390R1", "9143020430219839😀", "9143 204302198390R"]
+)
+def test_uscc_search_refuses_malformed_codes(client: TestClient, bad: str) -> None:
+    r = client.get("/web/search/uscc", params={"uscc": bad}, headers=auth("a_viewer"))
+    assert 400 <= r.status_code < 500
+    assert r.headers["content-type"].startswith("application/problem+json")
+    assert "uscc" in r.text

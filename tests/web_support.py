@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx2 as httpx
+from playwright import sync_api
 
 from gis_service.db.cluster import free_port
 from tests.fixtures import token
@@ -32,6 +33,18 @@ CHROMIUM_ARGS = [
 CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
 WEB_VENDOR = Path(__file__).resolve().parents[1] / "web" / "node_modules" / "maplibre-gl" / "dist"
+
+
+@contextmanager
+def launch_chromium() -> Iterator[Any]:
+    """Debian's Chromium under Playwright (each test module's ``chromium`` fixture)."""
+    # make test installs both (scripts/install-system.sh, npm ci): missing is a failure.
+    assert os.access(CHROMIUM, os.X_OK), "Debian's chromium is missing (scripts/install-system.sh)"
+    assert (WEB_VENDOR / "maplibre-gl.js").is_file(), "npm ci --prefix web was not run"
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
 
 
 @contextmanager

@@ -40,7 +40,10 @@ export async function api(path, { method = 'GET', body, signal, headers = {}, ra
     h['Content-Type'] = 'application/json';
     payload = JSON.stringify(body);
   }
-  const response = await fetch(path, { method, headers: h, body: payload, signal });
+  return answer(await fetch(path, { method, headers: h, body: payload, signal }), raw);
+}
+
+async function answer(response, raw = false) {
   if (response.status === 401) listeners.forEach((fn) => fn());
   if (!response.ok) {
     let problem = null;
@@ -50,6 +53,20 @@ export async function api(path, { method = 'GET', body, signal, headers = {}, ra
   if (raw) return response;
   if (response.status === 204) return null;
   return response.json();
+}
+
+/**
+ * A GET that early.js already sent at navigation (same token): its answer, taken once;
+ * otherwise a normal request.
+ */
+export function early(path) {
+  const e = window.__early;
+  const sent = e && e.pending[path];
+  if (sent && e.token === session.token) {
+    delete e.pending[path];
+    return sent.then((response) => answer(response));
+  }
+  return api(path);
 }
 
 /** Returns a function that aborts the previous request and hands out a fresh signal. */

@@ -2,17 +2,21 @@
 // 风险普查 / 指挥调度), layer tree, legend, popups, locate, search, drawing → area summary.
 /* global maplibregl, pmtiles */
 
-import { api, authHeaders, debounce, download, isAbort, latestOnly, onUnauthorized, session } from './api.js';
+import {
+  api, authHeaders, debounce, download, early, isAbort, latestOnly, onUnauthorized, session,
+} from './api.js';
 import { DRAW_SOURCE, DrawTool, drawLayers } from './draw.js';
-import { AREA_TOTALS, LEVELS, ROLES, STAFF_ROLES, VALUES, escapeHtml, fmt } from './i18n.js';
+import {
+  AREA_TOTALS, LEVELS, ROLES, STAFF_ROLES, VALUES, escapeHtml, fmt, lang, setLang, startTranslation, t,
+} from './i18n.js';
 import { VIEW_TABS, renderTab } from './views.js';
 
 const $ = (sel) => document.querySelector(sel);
 const VIEWS = { planner: '网格规划', survey: '风险普查', commander: '指挥调度' };
 const DEFAULT_VIEW = { planner: 'planner', surveyor: 'survey', commander: 'commander', grid_worker: 'planner' };
 const THEMES = [
-  ['行政区划', ['townships', 'communities']],
-  ['网格', ['grids']],
+  ['行政区划', ['townships', 'township_labels', 'communities', 'community_labels']],
+  ['网格', ['grids', 'grid_labels']],
   ['企业风险', ['enterprises']],
   ['隐患', ['safety_hazards']],
   ['地质灾害', ['geohazard_points', 'geohazard_zones']],
@@ -25,14 +29,16 @@ const OPACITY_PROPS = {
   fill: ['fill-opacity'], line: ['line-opacity'], circle: ['circle-opacity', 'circle-stroke-opacity'], raster: ['raster-opacity'],
 };
 const LABELS = {
-  townships: { minzoom: 10, maxzoom: 13, size: 14, color: '#303030' },
+  townships: { minzoom: 10, size: 14, color: '#303030' },
   communities: { minzoom: 12.5, size: 12, color: '#4b5563' },
-  grids: { minzoom: 14.5, size: 11, color: '#3f3a80' },
+  grids: { minzoom: 14, size: 11, color: '#3f3a80' },
   enterprises: { minzoom: 15, size: 11, color: '#7a1f1f', offset: true },
   shelters: { minzoom: 14, size: 11, color: '#14532d', offset: true },
   geohazard_points: { minzoom: 14, size: 11, color: '#7c2d12', offset: true },
   survey_facilities: { minzoom: 16, size: 10, color: '#4c1d95', offset: true },
 };
+/** Label-point layer → the polygon layer it names (its label settings in LABELS). */
+const LABEL_POINTS = { township_labels: 'townships', community_labels: 'communities', grid_labels: 'grids' };
 const FONT_FAMILY = "'WenQuanYi Micro Hei', 'Noto Sans SC', 'Microsoft YaHei', sans-serif";
 
 export const state = {
@@ -90,33 +96,53 @@ async function tryLogin(form) {
 }
 
 // ---------------------------------------------------------------- start-up
+/** A performance mark the benchmark reads (navigation start = 0). */
+function mark(name) { try { performance.mark(`gis:${name}`); } catch { /* old browsers */ } }
+
+/** Everything the first map needs, asked at once (one round trip instead of a chain). */
+function startRequests() {
+  return {
+    me: early('/me'),
+    rest: Promise.all([
+      early('/layers'), early('/schemes'),
+      early('/styles/planner.json'), early('/styles/survey.json'), early('/styles/commander.json'),
+      early('/divisions'),
+    ]),
+  };
+}
+
 async function boot() {
+  mark('boot');
+  startTranslation();
+  $('#lang').textContent = lang === 'en' ? '中文' : 'EN';
+  $('#lang').addEventListener('click', () => setLang(lang === 'en' ? 'zh' : 'en'));
   if (window.pmtiles && window.maplibregl) {
     const protocol = new pmtiles.Protocol();
     maplibregl.addProtocol('pmtiles', protocol.tile);
   }
+  // The tile worker boots (parses the library) while the API answers.
+  if (window.maplibregl && maplibregl.prewarm) maplibregl.prewarm();
   $('#login-form').addEventListener('submit', (e) => { e.preventDefault(); tryLogin(e.target); });
   $('#logout').addEventListener('click', () => { session.clear(); location.reload(); });
   onUnauthorized(() => { if (state.me) { session.clear(); showLogin('登录已失效，请重新登录'); } });
-  const config = api('/web/config.json').catch(() => ({}));
+  const config = early('/web/config.json').catch(() => ({}));
   if (!session.token) { state.config = await config; showLogin(); return; }
+  const asked = startRequests();
+  asked.rest.catch(() => {}); // a 401 is reported once, through /me
   state.config = await config;
   try {
-    await start();
+    await start(asked);
   } catch (err) {
     if (err.status === 401) { session.clear(); showLogin('令牌无效或已停用'); } else { status(err.message, { error: true, sticky: true }); }
   }
 }
 
-async function start() {
-  const me = await api('/me');
+async function start(asked = startRequests()) {
+  const me = await asked.me;
   state.me = me;
   $('#login').hidden = true;
-  const [layers, schemes, planner, survey, commander, divisions] = await Promise.all([
-    api('/layers'), api('/schemes'),
-    api('/styles/planner.json'), api('/styles/survey.json'), api('/styles/commander.json'),
-    api('/divisions'),
-  ]);
+  const [layers, schemes, planner, survey, commander, divisions] = await asked.rest;
+  mark('api');
   layers.layers.forEach((l) => { state.catalogue[l.name] = l; });
   schemes.forEach((s) => { state.schemes[s.key] = s; });
   state.styles = { planner, survey, commander };
@@ -153,21 +179,40 @@ function presetVisible(view) {
   return out;
 }
 
+/** Text layout and paint of a label (font from the system: no glyph server). */
+function labelText(cfg, field) {
+  return {
+    layout: {
+      'text-field': ['get', field], 'text-size': cfg.size, 'text-font': ['Noto Sans Regular'],
+      'text-max-width': 8, 'symbol-placement': 'point',
+      ...(cfg.offset ? { 'text-offset': [0, 1.1], 'text-anchor': 'top' } : {}),
+      'text-optional': true,
+    },
+    paint: { 'text-color': cfg.color, 'text-halo-color': '#ffffff', 'text-halo-width': 1.5 },
+  };
+}
+
+/** A label layer drawn from a point layer's own features (enterprises, shelters …). */
 function labelLayer(def, cfg, field) {
   return {
     id: `${def.id}-label`, type: 'symbol', source: def.source, 'source-layer': def['source-layer'],
     minzoom: cfg.minzoom, ...(cfg.maxzoom ? { maxzoom: cfg.maxzoom } : {}),
     metadata: { parent: def.id },
     filter: ['!', ['has', 'count']],
-    layout: {
-      'text-field': ['get', field], 'text-size': cfg.size, 'text-font': ['Noto Sans Regular'],
-      'text-max-width': 8, 'symbol-placement': 'point',
-      // Polygon labels are cut at tile edges (no label-point layer is published yet).
-      ...(def.type === 'fill' || def.type === 'line' ? { 'symbol-avoid-edges': true } : {}),
-      ...(cfg.offset ? { 'text-offset': [0, 1.1], 'text-anchor': 'top' } : {}),
-      'text-optional': true,
-    },
-    paint: { 'text-color': cfg.color, 'text-halo-color': '#ffffff', 'text-halo-width': 1.5 },
+    ...labelText(cfg, field),
+  };
+}
+
+/**
+ * The published label-point layers (one point per unit, ST_PointOnSurface): the server's
+ * style leaves the text to the page. Polygons are labelled from these only, never per tile.
+ */
+function labelPointLayer(def) {
+  const cfg = LABELS[LABEL_POINTS[def.id]];
+  const text = labelText(cfg, (def.metadata && def.metadata.label) || 'name');
+  return {
+    ...def, minzoom: Math.max(def.minzoom ?? 0, cfg.minzoom), ...(cfg.maxzoom ? { maxzoom: cfg.maxzoom } : {}),
+    layout: { ...(def.layout || {}), ...text.layout }, paint: { ...(def.paint || {}), ...text.paint },
   };
 }
 
@@ -267,7 +312,9 @@ export function buildStyle(view) {
       paint: { 'line-color': '#e60000', 'line-width': 3, 'line-dasharray': [2, 1], 'line-opacity': ['case', ['boolean', ['feature-state', 'unassigned'], false], 1, 0] },
     });
   }
-  const labels = layers.filter((l) => LABELS[l.id] && l.metadata && l.metadata.label)
+  const pointLabelled = new Set(Object.values(LABEL_POINTS).filter((n) => layers.some((l) => LABEL_POINTS[l.id] === n)));
+  layers.forEach((l, i) => { if (LABEL_POINTS[l.id]) layers[i] = labelPointLayer(l); });
+  const labels = layers.filter((l) => LABELS[l.id] && l.metadata && l.metadata.label && !pointLabelled.has(l.id))
     .map((l) => labelLayer(l, LABELS[l.id], l.metadata.label));
   ['proposal', 'warnings', 'impact', 'highlight'].forEach((k) => { style.sources[k] = { type: 'geojson', data: state.overlays[k] }; });
   style.sources[DRAW_SOURCE] = { type: 'geojson', data: draw ? draw.data() : empty() };
@@ -280,6 +327,14 @@ export function buildStyle(view) {
     ...fills, ...extra, ...rest, ...labels,
     ...overlayLayers(), ...drawLayers(),
   ];
+  // No antialiasing outline pass under fills (grids draw their own outline layer): one
+  // shader program and one draw call less per fill layer, which counts with software GL.
+  style.layers.forEach((l) => {
+    if (l.type === 'fill') {
+      l.paint = { ...l.paint, 'fill-antialias': false };
+      delete l.paint['fill-outline-color'];
+    }
+  });
   style.layers.forEach((l) => applyLayerState(l));
   return style;
 }
@@ -317,6 +372,8 @@ function createMap(view) {
     localIdeographFontFamily: FONT_FAMILY,
     dragRotate: false,
     pitchWithRotate: false,
+    // Labels appear at once: a fade is a series of full redraws, costly with software GL.
+    fadeDuration: 0,
     attributionControl: { compact: true, customAttribution: '应急管理局' },
   });
   hooks.map = map;
@@ -330,9 +387,16 @@ function createMap(view) {
     hooks.errors.push(msg);
     status(`地图：${msg}`, { error: true });
   });
-  map.once('render', () => { hooks.firstRenderMs = Math.round(performance.now()); });
-  map.once('load', () => { hooks.loadMs = Math.round(performance.now()); });
-  map.on('idle', () => { hooks.idle = true; if (!hooks.firstIdleMs) hooks.firstIdleMs = Math.round(performance.now()); });
+  mark('map');
+  map.once('render', () => { mark('render'); hooks.firstRenderMs = Math.round(performance.now()); });
+  map.once('load', () => { mark('load'); hooks.loadMs = Math.round(performance.now()); });
+  map.once('sourcedata', () => mark('style'));
+  // "First map": the view's own layers over the base drawn for the start view (MapLibre's
+  // first idle: every requested tile loaded and rendered, no transition running).
+  map.on('idle', () => {
+    hooks.idle = true;
+    if (!hooks.firstIdleMs) { mark('idle'); hooks.firstIdleMs = Math.round(performance.now()); }
+  });
   map.on('movestart', () => { hooks.idle = false; });
   map.on('style.load', () => { hooks.idle = false; applyFeatureStates(); });
   map.on('mousemove', throttleFrame((e) => {
@@ -393,6 +457,13 @@ function afterViewChange() {
 /** Rebuild the style in place (layer toggles that need a source, base map, hazard rasters). */
 export function rebuildStyle() {
   map.setStyle(buildStyle(state.view), { diff: true });
+}
+
+/** Fetch every vector tile again (after a commit changed the grids); no-cache + ETag tiles. */
+export function reloadTiles() {
+  Object.entries(map.getStyle().sources).forEach(([id, src]) => {
+    if (src.type === 'vector' && map.getSource(id)) map.getSource(id).setTiles(src.tiles);
+  });
 }
 
 export function setOverlay(name, data) {
@@ -503,9 +574,9 @@ function colorOf(layer) {
   return p['fill-color'] ?? p['line-color'] ?? p['circle-color'];
 }
 
-function legendBlock(name) {
-  const def = buildStyle(state.view).layers.find((l) => l.id === name);
-  if (!def) return '';
+function legendBlock(name, built) {
+  const def = built.find((l) => l.id === name);
+  if (!def || def.type === 'symbol') return '';
   const shape = def.type === 'circle' ? 'circle' : def.type === 'line' ? 'line' : '';
   const title = state.catalogue[name].title;
   const color = colorOf(def);
@@ -531,7 +602,8 @@ function legendBlock(name) {
 
 export function renderLegend() {
   const names = groupsForTree().flatMap(([, n]) => n).filter((n) => state.visible[n]);
-  const blocks = names.map(legendBlock);
+  const built = buildStyle(state.view).layers;
+  const blocks = names.map((n) => legendBlock(n, built));
   state.hazardLayers.filter((h) => state.visible[`hz:${h.key}`] && h.scheme).forEach((h) => {
     blocks.push(`<div class="block"><div class="block-title">${escapeHtml(h.title)}</div>${h.scheme.classes.map((c) => `
       <div class="item"><span class="sw" style="background:${escapeHtml(c.color)}"></span>${escapeHtml(c.zh_name)}</div>`).join('')}</div>`);
@@ -577,7 +649,7 @@ function popupHtml(feature) {
 
 function interactiveLayers() {
   return map.getStyle().layers
-    .filter((l) => state.catalogue[l.id] && state.visible[l.id])
+    .filter((l) => state.catalogue[l.id] && state.visible[l.id] && l.type !== 'symbol')
     .map((l) => l.id);
 }
 
@@ -762,13 +834,13 @@ function setupAdminPicker(divisions) {
       ${lv.children.map((c) => `<option value="${escapeHtml(c.code)}" ${lv.selected === c.code ? 'selected' : ''}>${escapeHtml(c.name)}</option>`).join('')}</select>`).join('');
     el.querySelectorAll('select').forEach((s) => s.addEventListener('change', () => pick(Number(s.dataset.i), s.value)));
   };
-  const pick = async (i, code) => {
+  const pick = async (i, code, move = true) => {
     levels.length = i + 1;
     levels[i].selected = code;
     if (!code) { render(); return; }
     try {
       const unit = await api(`/divisions/${code}`);
-      if (unit.bbox) fitBbox(unit.bbox);
+      if (unit.bbox && move) fitBbox(unit.bbox);
       if (unit.children && unit.children.length) levels.push({ children: unit.children, selected: '' });
       const layer = unit.level === 'township' ? 'townships' : unit.level === 'village' ? 'communities' : null;
       if (layer) {
@@ -780,7 +852,9 @@ function setupAdminPicker(divisions) {
   };
   levels.push({ children: divisions, selected: '' });
   render();
-  if (divisions.length === 1) pick(0, divisions[0].code).then(() => { /* keep the initial view */ });
+  // One area: pre-select it without moving the map (the start view already shows it; a
+  // camera animation there would redraw and re-request the first tiles).
+  if (divisions.length === 1) pick(0, divisions[0].code, false);
 }
 
 // ---------------------------------------------------------------- search
@@ -831,8 +905,13 @@ async function runSearch(text) {
     } else if (/^\d{6}-\d{6}-\d+$/.test(query)) {
       const hz = await searchItems('safety_hazards', `hazard_no=${cqlString(query)}`, 3, signal).catch(() => []);
       hz.forEach((f) => results.push({ tag: '隐患', title: f.properties.title, sub: f.properties.hazard_no, go: () => showFeature(f.geometry) }));
-    } else if (/^[0-9A-HJ-NPQRTUWXY]{18}$/i.test(query)) {
-      results.push({ tag: '提示', title: '统一社会信用代码检索暂未开放', sub: '请按企业名称搜索', go: null });
+    } else if (/^[0-9A-Z]{18}$/i.test(query)) {
+      // 统一社会信用代码 (18 characters; no grid, admin or hazard code has that form).
+      const found = await api(`/web/search/uscc?uscc=${encodeURIComponent(query.toUpperCase())}`, { signal });
+      found.items.forEach((e) => results.push({
+        tag: '企业', title: e.name, sub: e.uscc,
+        go: () => showFeature({ type: 'Point', coordinates: [e.lon, e.lat] }),
+      }));
     } else {
       const safe = query.replace(/[%_\\]/g, '');
       const lists = await Promise.all(SEARCH_LAYERS.filter(([l]) => state.catalogue[l]).map(([layer, tag, field]) => searchItems(layer, `${field} LIKE ${cqlString(`%${safe}%`)}`, 5, signal)
@@ -921,7 +1000,7 @@ export async function exportPng() {
   g.font = `${Math.round(18 * ratio)}px ${FONT_FAMILY}`;
   g.textBaseline = 'middle';
   const when = new Date().toLocaleString('zh-CN', { hour12: false });
-  g.fillText(`${state.scope ? state.scope.name : ''} · ${VIEWS[state.view]} · ${when}`, 12 * ratio, head / 2);
+  g.fillText(`${state.scope ? state.scope.name : ''} · ${t(VIEWS[state.view])} · ${when}`, 12 * ratio, head / 2);
   g.drawImage(frame, 0, head);
   const url = canvas.toDataURL('image/png');
   hooks.lastPng = url.length;
@@ -947,7 +1026,7 @@ async function loadHazardLayers() {
 // What views.js may use.
 const ctx = {
   state, api, download, status, showFeature, zoomToGrid, fitBbox, setOverlay, setVisible, renderTabs,
-  renderLegend, rebuildStyle, locate, areaQuery, get map() { return map; }, get draw() { return draw; },
+  renderLegend, rebuildStyle, reloadTiles, locate, areaQuery, get map() { return map; }, get draw() { return draw; },
   hooks, loadGridMetrics, applyFeatureStates,
 };
 

@@ -192,9 +192,10 @@ async function commit(el, ctx) {
     partitionUi.message = '方案已提交生效。';
     partitionUi.proposal = null;
     ctx.setOverlay('proposal', null);
+    ctx.hooks.lastCommit = p.id;
     ctx.state.gridMetrics = null;
     ctx.loadGridMetrics();
-    ctx.rebuildStyle();
+    ctx.reloadTiles();
   } catch (err) { partitionUi.message = err.message; }
   partitionUi.busy = false;
   renderPartition(el, ctx);
