@@ -402,34 +402,35 @@ def main() -> None:
     print(json.dumps(res, indent=1))
 
 
-#: The run before the auth/pool/query-speed work (same script, city demo, load 4.3 / 5.2),
-#: kept so the table shows what changed; keyed like the rows below.
+#: The table committed before the query-speed work of issue 5's second round (7d5217b, same
+#: script, city demo, load 6.6 / 8.1), kept so the table shows what changed; keyed like the rows.
 PREVIOUS = {
-    "me_seq": "median 11.0 ms, p99 22.6 ms",
-    "me_wrk": "137 req/s, p99 1010.0 ms",
-    "locate_seq": "median 15.4 ms, p99 47.7 ms",
-    "locate_wrk": "54 req/s, p50 624.9 ms, p99 1630.0 ms",
-    "nearest_seq": "median 13.6 ms, p99 27.8 ms",
-    "nearest_wrk": "70 req/s, p50 449.0 ms, p99 1030.0 ms",
-    "area": "median 70 ms, max 126 ms",
-    "batch": "median 6.89 s",
-    "direct_locate": "median 4.8 ms, p99 12.4 ms",
-    "direct_nearest": "median 3.8 ms, p99 13.1 ms",
-    "direct_batch": "8.28 s",
+    "me_seq": "median 2.9 ms, p99 15.5 ms",
+    "me_wrk": "623 req/s, p99 460.6 ms, CPU/request app 0.90 ms + PostgreSQL 0.02 ms",
+    "locate_seq": "median 13.3 ms, p99 106.0 ms",
+    "locate_wrk": "157 req/s, p50 182.4 ms, p99 485.3 ms, CPU/request app 2.33 ms + PostgreSQL 1.90 ms",
+    "nearest_seq": "median 8.1 ms, p99 52.2 ms",
+    "nearest_wrk": "501 req/s, p50 42.2 ms, p99 585.2 ms, CPU/request app 1.30 ms + PostgreSQL 0.66 ms",
+    "area": "median 119 ms, max 989 ms",
+    "batch": "median 7.13 s",
+    "direct_locate": "median 8.0 ms, p99 24.0 ms",
+    "direct_nearest": "median 3.1 ms, p99 9.5 ms",
+    "direct_batch": "9.75 s",
 }
 
 
-#: The old code (f7ddbb1, before this work) run by the same script just before the last run
-#: (load 3.9 / 6.3, lighter than the last run's; GIS_BENCH_APP_PATH=<checkout of f7ddbb1>): like for like.
+#: The old code run by the same script just before the last run (GIS_BENCH_APP_PATH=<an
+#: export of that commit>, same database): like for like.
+BASELINE_NOTE = "7d5217b, load 7.9 / 10.1"
 BASELINE = {
-    "me_seq": "median 8.0 ms, p99 19.9 ms",
-    "me_wrk": "183 req/s, p99 676.2 ms, CPU/request app 4.99 ms + PostgreSQL 0.46 ms",
-    "locate_seq": "median 13.2 ms, p99 61.4 ms",
-    "locate_wrk": "59 req/s, p50 597.7 ms, p99 1590.0 ms, non-2xx 0, CPU/request app 11.45 ms + PostgreSQL 5.46 ms",
-    "nearest_seq": "median 12.4 ms, p99 21.1 ms",
-    "nearest_wrk": "54 req/s, p50 568.5 ms, p99 1100.0 ms, non-2xx 0, CPU/request app 11.66 ms + PostgreSQL 6.68 ms",
-    "area": "median 70 ms, max 122 ms",
-    "batch": "median 11.16 s",
+    "me_seq": "median 14.0 ms, p99 60.0 ms",
+    "me_wrk": "807 req/s, p99 470.0 ms, CPU/request app 0.82 ms + PostgreSQL 0.01 ms",
+    "locate_seq": "median 15.5 ms, p99 86.4 ms",
+    "locate_wrk": "153 req/s, p50 187.3 ms, p99 1350.0 ms, non-2xx 0, CPU/request app 2.48 ms + PostgreSQL 1.81 ms",
+    "nearest_seq": "median 8.2 ms, p99 33.8 ms",
+    "nearest_wrk": "471 req/s, p50 63.8 ms, p99 297.5 ms, non-2xx 0, CPU/request app 1.31 ms + PostgreSQL 0.60 ms",
+    "area": "median 257 ms, max 549 ms",
+    "batch": "median 8.05 s",
     "direct_locate": "(current query code)",
     "direct_nearest": "(current query code)",
     "direct_batch": "(current query code)",
@@ -473,11 +474,16 @@ def write(res: dict[str, Any], args: argparse.Namespace) -> None:
         "moment (now: the token owner from the per-worker principal cache after one shared",
         "change-feed round trip): compare the query rows with them, and with the rows without",
         "HTTP, before reading the goals. `GET /query/locate` and `/query/nearest` are answered",
-        "by the ASGI fast path on the read pool (one autocommit statement, generic plans); the",
-        "batch by two transactions at once. The load average says how busy the shared machine",
-        "was (other engineers' test suites): the previous committed run and this one were",
-        "not measured under the same load; the A/B column (the old code f7ddbb1 run by this",
-        "script right before this run, load 3.9 / 6.3) under a similar, lighter one.",
+        "by the ASGI fast path on the read pool (one autocommit statement, generic plans) that",
+        "returns ids and metres only; the details of the grid, village, hazard points, zones",
+        "and shelters come from the worker's ready parts (`gis_service/query/details.py`, kept",
+        "fresh by the `gis_query_change` feed, one shared round trip per request). Each wrk",
+        f"run follows {WARMUP_S} s of unmeasured load on the same URLs (pools open, parts kept);",
+        "the batch is run 3 times, the first with the parts of that worker cold. The batch",
+        "runs in chunks of 1,000 points on two transactions at once. The load average says",
+        "how busy the shared machine was (other engineers' test suites); the A/B column is",
+        f"the code before this work ({BASELINE_NOTE}) run by this script on the same data just",
+        "before this run: compare CPU/request rather than req/s across the columns.",
         "CPU/request (server process tree, and the whole PostgreSQL server) depends much",
         "less on the load than req/s:",
         "on an idle 2-core machine, req/s is bounded by about 2,000 ms / (app + PostgreSQL",

@@ -39,7 +39,7 @@ from gis_service.query.sqlparts import (
 #: zone covers the point).
 GEOHAZARD_RADIUS_M = 500.0
 #: Points per statement of a batch.
-CHUNK = 500
+CHUNK = 1000
 #: Transactions (PostgreSQL backends) a batch uses at once.
 BATCH_LANES = 2
 #: One point's answer from the statement: input position (1-based), village code, grid id,
