@@ -382,16 +382,22 @@ def main() -> None:
                 "grids": len(r.json()["grids"]),
             }
             batch = {"points": [[x, y] for x, y in pts[:10_000]]}
-            times = []
+            times, cpu = [], []
+            app, db = CPU_SOURCES["server"], _postmaster(url)
             for _ in range(3):
-                t = time.perf_counter()
+                t, ticks = time.perf_counter(), (_cpu_ticks(app), _cpu_ticks(db))
                 r = client.post("/query/locate", json=batch)
                 times.append(time.perf_counter() - t)
+                cpu.append((_cpu_ticks(app) - ticks[0], _cpu_ticks(db) - ticks[1]))
                 assert r.status_code == 200, r.text[:300]
+            tick = os.sysconf("SC_CLK_TCK")
             res["batch"] = {
                 "median_s": statistics.median(times),
                 "n": r.json()["count"],
                 "found": r.json()["found"],
+                # CPU seconds of the warm runs (the 2nd and 3rd), app and PostgreSQL.
+                "app_s": statistics.mean(a for a, _ in cpu[1:]) / tick,
+                "db_s": statistics.mean(d for _, d in cpu[1:]) / tick,
             }
         res["direct"] = direct(url, scope, pts)
         res["me_wrk"] = wrk(base, token, ["/me"], args.duration, args.connections)
@@ -430,7 +436,7 @@ BASELINE = {
     "nearest_seq": "median 8.2 ms, p99 33.8 ms",
     "nearest_wrk": "471 req/s, p50 63.8 ms, p99 297.5 ms, non-2xx 0, CPU/request app 1.31 ms + PostgreSQL 0.60 ms",
     "area": "median 257 ms, max 549 ms",
-    "batch": "median 8.05 s",
+    "batch": "median 8.05 s; CPU per warm run app 1.32 s + PostgreSQL 5.30 s (a separate run, load 6)",
     "direct_locate": "(current query code)",
     "direct_nearest": "(current query code)",
     "direct_batch": "(current query code)",
@@ -460,7 +466,7 @@ def write(res: dict[str, Any], args: argparse.Namespace) -> None:
         f"| `GET /query/nearest?layer=shelters&k=5`, one client | p99 < 10 ms | median {res['nearest_seq']['p50']:.1f} ms, p99 {res['nearest_seq']['p99']:.1f} ms | {b['nearest_seq']} | {p['nearest_seq']} |",
         f"| `GET /query/nearest` under wrk | ≥ 1,000 req/s | {res['nearest_wrk']['rps']:.0f} req/s, p50 {res['nearest_wrk']['p50']:.1f} ms, p99 {res['nearest_wrk']['p99']:.1f} ms, non-2xx {res['nearest_wrk']['errors']}, CPU/request app {res['nearest_wrk']['app_ms']:.2f} ms + PostgreSQL {res['nearest_wrk']['db_ms']:.2f} ms | {b['nearest_wrk']} | {p['nearest_wrk']} |",
         f"| `POST /query/area`, 5 km² square on the densest grid ({res['area']['buildings']:,} buildings, {res['area']['households']:,} households, {res['area']['grids']} grids), 20 runs | < 200 ms | median {res['area']['median']:.0f} ms, max {res['area']['max']:.0f} ms | {b['area']} | {p['area']} |",
-        f"| `POST /query/locate`, {res['batch']['n']:,} points (JSON, {res['batch']['found']:,} located), 3 runs | < 2 s | median {res['batch']['median_s']:.2f} s | {b['batch']} | {p['batch']} |",
+        f"| `POST /query/locate`, {res['batch']['n']:,} points (JSON, {res['batch']['found']:,} located), 3 runs | < 2 s | median {res['batch']['median_s']:.2f} s; CPU per warm run app {res['batch']['app_s']:.2f} s + PostgreSQL {res['batch']['db_s']:.2f} s | {b['batch']} | {p['batch']} |",
         f"| same, without HTTP and auth (query functions on one connection): locate | — | median {res['direct']['locate']['p50']:.1f} ms, p99 {res['direct']['locate']['p99']:.1f} ms | {b['direct_locate']} | {p['direct_locate']} |",
         f"| same, without HTTP and auth: nearest shelters k=5 | — | median {res['direct']['nearest']['p50']:.1f} ms, p99 {res['direct']['nearest']['p99']:.1f} ms | {b['direct_nearest']} | {p['direct_nearest']} |",
         f"| same, without HTTP and auth: 10,000-point batch | — | {res['direct']['batch_s']:.2f} s | {b['direct_batch']} | {p['direct_batch']} |",
