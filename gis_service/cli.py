@@ -600,7 +600,9 @@ def users_passwd(
 def serve(
     host: Annotated[str | None, typer.Option(help="bind address (default 127.0.0.1)")] = None,
     port: Annotated[int | None, typer.Option(help="port (default 8000)")] = None,
-    workers: Annotated[int, typer.Option(min=1, max=16, help="worker processes")] = 1,
+    workers: Annotated[
+        int | None, typer.Option(min=1, max=16, help="worker processes (default 2)")
+    ] = None,
     loop: Annotated[
         str, typer.Option(help="event loop: auto (uvloop when installed), uvloop or asyncio")
     ] = "auto",
@@ -641,7 +643,7 @@ def serve(
         "gis_service.main:app",
         host=host,
         port=port,
-        workers=workers,
+        workers=workers or settings.api.workers,
         loop=loop,
         log_level="info",
         proxy_headers=False,

@@ -77,6 +77,11 @@ class ApiSettings(BaseSettings):
     )
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
     web_dir: Path | None = None
+    #: ``gis-service serve`` worker processes. Two by default: on the two-core machines
+    #: bureaus run, one worker leaves a core to PostgreSQL alone and serves warm tiles and
+    #: locate at about half the rate (benchmarks/tiles.md, query.md). Import jobs, login
+    #: throttling and change feeds live in the database, so workers share them.
+    workers: int = Field(default=2, ge=1, le=16)
 
 
 class EtlSettings(BaseSettings):
