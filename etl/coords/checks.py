@@ -135,13 +135,13 @@ def validate(
 
     _explode_collections(arr, _active(ok, present), dim, report)
     notes += _drop_zm(arr, _active(ok, present))
-    _check_coordinates(arr, _active(ok, present), report)
+    read = _check_coordinates(arr, _active(ok, present), report)
     if dim is not None:
         _check_dimension(arr, _active(ok, present), dim, report)
 
     active = _active(ok, present)
     if len(active):
-        _round_coordinates(arr, active)
+        _round_coordinates(arr, active, read)
         _repair(arr, _active(ok, present), dim, report)
     return arr, ok, report.sorted_problems(), notes
 
@@ -161,9 +161,33 @@ def _round(coords: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
     return out
 
 
-def _round_coordinates(arr: GeomArray, idx: npt.NDArray[np.intp]) -> None:
-    """Round to :data:`DECIMALS`, rebuilding only the geometries that change (D6)."""
-    coords, owner = shapely.get_coordinates(arr[idx], return_index=True)
+#: Rows, and their vertices with owners, as :func:`_check_coordinates` read them.
+_Read = tuple[npt.NDArray[np.intp], npt.NDArray[np.float64], npt.NDArray[np.intp]]
+
+
+def _round_coordinates(
+    arr: GeomArray, idx: npt.NDArray[np.intp], read: _Read | None = None
+) -> None:
+    """Round to :data:`DECIMALS`, rebuilding only the geometries that change (D6).
+
+    ``read``: the vertices :func:`_check_coordinates` read for a superset of ``idx`` with
+    the geometries unchanged since (the checks in between only drop rows), so a million
+    buildings are not read a second time.
+    """
+    if read is not None:
+        seen = read[0]
+        at = np.minimum(np.searchsorted(seen, idx), len(seen) - 1)
+        if len(seen) == 0 or (seen[at] != idx).any():
+            read = None  # not a superset: read again
+    if read is None:
+        coords, owner = shapely.get_coordinates(arr[idx], return_index=True)
+    else:
+        seen, all_coords, all_owner = read
+        kept = np.zeros(len(seen), dtype=bool)
+        kept[at] = True
+        vertex = kept[all_owner]
+        coords = all_coords[vertex]
+        owner = (np.cumsum(kept) - 1)[all_owner[vertex]]
     rounded = _round(coords)
     moved = np.zeros(len(idx), dtype=bool)
     moved[owner[(rounded != coords).any(axis=1)]] = True
@@ -243,21 +267,22 @@ def _drop_zm(arr: GeomArray, idx: npt.NDArray[np.intp]) -> list[str]:
     return [f"dropped Z/M values from {count} {noun} (stored in 2D)"]
 
 
-def _check_coordinates(arr: GeomArray, idx: npt.NDArray[np.intp], report: _Report) -> None:
+def _check_coordinates(arr: GeomArray, idx: npt.NDArray[np.intp], report: _Report) -> _Read | None:
     """Reject rows with non-finite, swapped, out-of-range or outside-China coordinates.
 
     A geometry whose vertices are all finite and whose bounding box lies inside the China
     rectangle passes every test below, so only the others are checked vertex by vertex
-    (on a million buildings: 0.5 s instead of 1.4 s).
+    (on a million buildings: 0.5 s instead of 1.4 s). Returns what it read, for rounding.
     """
     if not len(idx):
-        return
+        return None
     coords, owner = shapely.get_coordinates(arr[idx], return_index=True)
     not_finite = ~np.isfinite(coords).all(axis=1)
     finite = np.bincount(owner, weights=not_finite.astype(np.float64), minlength=len(idx)) == 0
     box = shapely.bounds(arr[idx])
     inside = finite & ~out_of_china(box[:, 0], box[:, 1]) & ~out_of_china(box[:, 2], box[:, 3])
     _check_vertices(arr, idx[~inside], report)
+    return idx, coords, owner
 
 
 def _check_vertices(arr: GeomArray, idx: npt.NDArray[np.intp], report: _Report) -> None:
