@@ -450,7 +450,13 @@ function afterViewChange() {
   renderLayerTree();
   renderLegend();
   state.tab = VIEW_TABS[state.view][0][0];
-  renderTabs();
+  if (hooks.firstIdleMs) renderTabs();
+  else {
+    // At start-up the map is drawn first: the panel (the planner's 232-row grid table …)
+    // is built once the first map is on screen instead of competing with it for the CPU.
+    renderTabs({ loading: '加载中…' });
+    map.once('idle', () => renderTabs());
+  }
   if (state.view === 'planner' && !state.gridMetrics) loadGridMetrics();
 }
 
@@ -486,7 +492,7 @@ async function fetchGridMetrics() {
     state.gridMetrics = rows;
     state.unassigned = new Set(rows.filter((r) => !r.workers).map((r) => r.grid_code));
     applyFeatureStates();
-    if (state.tab === 'grids') renderTabs();
+    if (state.tab === 'grids' && hooks.firstIdleMs) renderTabs();
   } catch (err) { status(`网格统计：${err.message}`, { error: true }); }
 }
 
