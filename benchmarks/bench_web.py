@@ -14,7 +14,7 @@ Debian's Chromium, headless, SwiftShader software GL (the tests' launch argument
 the API under uvicorn (one process, as in the tests) on 127.0.0.1 against the district demo
 (``GIS_BENCH_DATABASE_URL``, or a throw-away cluster loaded here). Besides wall clock, the CPU
 seconds of the browser's processes per load are reported: on a shared machine they move much
-less than the wall-clock figures. Writes ``benchmarks/web.md``; takes about 3–4 minutes.
+less than the wall-clock figures. Writes ``benchmarks/web.md``; about 5 minutes (3.5 of them loads, the rest the demo load).
 
     .venv/bin/python benchmarks/bench_web.py [--runs 5]
 """
@@ -272,6 +272,10 @@ def main() -> None:
                 firsts = ", ".join(f"{r['idle']:.2f}" for r in results[view][kind])
                 print(f"  {kind}: {firsts}", flush=True)
     text = table(results, args.runs, (load0, os.getloadavg()[0]))
+    # Earlier figures and A/B notes are kept under "## History" across runs.
+    old = OUT.read_text(encoding="utf-8") if OUT.exists() else ""
+    if "\n## History" in old:
+        text += old[old.index("\n## History") :]
     OUT.write_text(text, encoding="utf-8")
     print(text)
 
