@@ -1,6 +1,8 @@
 // The one way the page talks to the API: bearer token from sessionStorage, problem+json
 // errors turned into Chinese messages, cancellable requests (AbortController).
 
+import { lang } from './i18n.js';
+
 const TOKEN_KEY = 'gis-service.token';
 
 export const session = {
@@ -12,7 +14,9 @@ export const session = {
 export class ApiError extends Error {
   constructor(status, body) {
     const fields = (body && body.fields) || [];
-    const base = (body && (body.detail_zh || body.detail || body.title)) || `请求失败（HTTP ${status}）`;
+    // problem+json carries the message in both languages: the page's language first.
+    const said = body && (lang === 'en' ? body.detail || body.detail_zh : body.detail_zh || body.detail);
+    const base = said || (body && body.title) || `请求失败（HTTP ${status}）`;
     const where = fields.length ? `（${fields.map((f) => f.field || f.name).filter(Boolean).join('、')}）` : '';
     super(base + where);
     this.status = status;

@@ -211,6 +211,8 @@ export const PATTERNS = [
   [/^坐标 (-?[\d.]+), (-?[\d.]+)（CGCS2000）$/, 'Point $1, $2 (CGCS2000)'],
   [/^(.+)（已按 纬度,经度 识别）$/, '$1 (read as lat,lon)'],
   [/^地图：(.+)$/, 'Map: $1'],
+  [/^提交方案 #(\d+)？现行网格将归档，新网格生效并重新归属数据。$/,
+    'Commit proposal #$1? The current grids are archived, the new ones take effect and data are re-assigned.'],
   [/^范围面积 ([\d.,]+) 平方公里 · 用时 ([\d,]+) 毫秒$/, 'Area $1 km² · took $2 ms'],
   [/^([\d,]+) 人未能分配到避难场所（容量不足）。$/, '$1 people could not be assigned a shelter (not enough capacity).'],
   [/^(.+) ([▲▼])$/, '$1 $2'],

@@ -2,7 +2,7 @@
 // 风险普查 (data-quality flags, import history), 指挥调度 (readiness summary, warnings, impact).
 
 import { isAbort } from './api.js';
-import { STAFF_ROLES, VALUES, escapeHtml, fmt } from './i18n.js';
+import { STAFF_ROLES, VALUES, escapeHtml, fmt, t as translate } from './i18n.js';
 import { renderImpact } from './impact.js';
 
 export const VIEW_TABS = {
@@ -116,7 +116,7 @@ async function renderPartition(el, ctx) {
     if (partitionUi.community) api(`/divisions/${partitionUi.community}`).then((d) => d.bbox && ctx.fitBbox(d.bbox)).catch(() => {});
     renderPartition(el, ctx);
   });
-  el.querySelector('#pt-target').addEventListener('change', (e) => { partitionUi.target = Number(e.target.value) || 400; });
+  el.querySelector('#pt-target').addEventListener('input', (e) => { partitionUi.target = Number(e.target.value) || 400; });
   el.querySelector('#pt-clear').addEventListener('click', () => { partitionUi.proposal = null; partitionUi.message = ''; ctx.setOverlay('proposal', null); renderPartition(el, ctx); });
   el.querySelector('#pt-propose').addEventListener('click', () => propose(el, ctx));
   el.querySelector('#pt-commit').addEventListener('click', () => commit(el, ctx));
@@ -184,7 +184,7 @@ async function propose(el, ctx) {
 async function commit(el, ctx) {
   const p = partitionUi.proposal;
   // eslint-disable-next-line no-alert
-  if (!p || !window.confirm(`提交方案 #${p.id}？现行网格将归档，新网格生效并重新归属数据。`)) return;
+  if (!p || !window.confirm(translate(`提交方案 #${p.id}？现行网格将归档，新网格生效并重新归属数据。`))) return;
   partitionUi.busy = true;
   renderPartition(el, ctx);
   try {
