@@ -14,7 +14,7 @@ Debian's Chromium, headless, SwiftShader software GL (the tests' launch argument
 the API under uvicorn (one process, as in the tests) on 127.0.0.1 against the district demo
 (``GIS_BENCH_DATABASE_URL``, or a throw-away cluster loaded here). Besides wall clock, the CPU
 seconds of the browser's processes per load are reported: on a shared machine they move much
-less than the wall-clock figures. Writes ``benchmarks/web.md``; about 5 minutes (3.5 of them loads, the rest the demo load).
+less than the wall-clock figures. Writes ``benchmarks/web.md``; 2–5 minutes with the demo load, depending on the load.
 
     .venv/bin/python benchmarks/bench_web.py [--runs 5]
 """
