@@ -4,7 +4,10 @@ Statement triggers ``pg_notify`` a channel when a table changes (API, CLI, ``psq
 calls :meth:`Listener.check` before trusting an entry:
 
 * ``strict``: one round trip on the listening connection (an empty query sent through
-  libpq, ~30 µs of Python), shared by every caller that arrives while none is under way.
+  libpq), shared by every caller that arrives while none is under way. The socket is
+  watched permanently: one callback applies notifications as they arrive and completes the
+  round in flight, so a round costs one ``send`` and one wakeup (the tile path and locate
+  check on every request).
   The backend sends every notification it was signalled for before it answers, and a
   writer's COMMIT signals listeners before its client is told the commit happened, so
   every change whose COMMIT had returned before the caller arrived has been applied. What
@@ -30,25 +33,12 @@ from collections.abc import Callable, Mapping
 from typing import Any, Literal
 
 import psycopg
-from psycopg import generators
 from psycopg.pq import ExecStatus
 
 log = logging.getLogger(__name__)
 
 Freshness = Literal["strict", "notify"]
 _CHANNEL = re.compile(r"[a-z_][a-z0-9_]{0,62}")
-
-
-async def _ping(conn: psycopg.AsyncConnection[Any]) -> None:
-    """One empty-query round trip through libpq (no cursor): what strict freshness waits for.
-
-    psycopg hands the notifications that arrive before the answer to the notify handler.
-    """
-    pgconn = conn.pgconn
-    pgconn.send_query(b"")
-    for result in await conn.wait(generators.execute(pgconn)):
-        if result.status == ExecStatus.FATAL_ERROR:
-            raise psycopg.errors.error_from_result(result)
 
 
 class Listener:
@@ -78,6 +68,10 @@ class Listener:
         self._next_round: asyncio.Future[None] | None = None
         self._pumping = False
         self._next_try = 0.0
+        #: Round trips made (strict checks are shared: ``rounds`` / requests shows how well).
+        self.rounds = 0
+        self._watched: tuple[psycopg.AsyncConnection[Any], int] | None = None
+        self._in_flight: asyncio.Future[None] | None = None
 
     @property
     def healthy(self) -> bool:
@@ -105,8 +99,78 @@ class Listener:
             log.warning("%s: change feed unavailable: %s", self.app_name, exc)
             return False
         self._conn = conn
+        fd = conn.pgconn.socket
+        asyncio.get_running_loop().add_reader(fd, self._readable, conn)
+        self._watched = (conn, fd)
         self.on_reset()
         return True
+
+    def _unwatch(self, error: BaseException | None = None) -> None:
+        watched, self._watched = self._watched, None
+        if watched is not None:
+            with contextlib.suppress(Exception):
+                asyncio.get_running_loop().remove_reader(watched[1])
+        pending, self._in_flight = self._in_flight, None
+        if pending is not None and not pending.done():
+            pending.set_exception(error or psycopg.OperationalError("change feed closed"))
+
+    def _readable(self, conn: psycopg.AsyncConnection[Any]) -> None:
+        """Read what arrived: apply notifications, complete the round trip in flight."""
+        pgconn = conn.pgconn
+        try:
+            pgconn.consume_input()
+        except psycopg.Error as exc:  # closed or broken: check() will see and reset
+            self._unwatch(exc)
+            return
+        while (note := pgconn.notifies()) is not None:
+            self._heard(note.relname.decode(), note.extra.decode("utf-8", "replace"))
+        pending = self._in_flight
+        if pending is None:
+            return
+        while not pgconn.is_busy():
+            result = pgconn.get_result()
+            if result is None:  # the empty query's answer is complete
+                self._in_flight = None
+                if not pending.done():
+                    pending.set_result(None)
+                return
+            if result.status == ExecStatus.FATAL_ERROR and not pending.done():
+                pending.set_exception(psycopg.errors.error_from_result(result))
+
+    async def _round(self) -> None:
+        """One empty-query round trip on the watched connection."""
+        watched = self._watched
+        conn = self._conn
+        if watched is None or conn is None or watched[0] is not conn:
+            raise psycopg.OperationalError("change feed is down")
+        pending: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._in_flight = pending
+        pgconn = conn.pgconn
+        pgconn.send_query(b"")
+        if pgconn.flush():  # a few bytes: practically never left over
+            await self._flushed(pgconn, watched[1])
+        await pending
+
+    @staticmethod
+    async def _flushed(pgconn: Any, fd: int) -> None:
+        """Wait until libpq has sent everything (the socket's send buffer was full)."""
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[None] = loop.create_future()
+
+        def writable() -> None:
+            try:
+                left = pgconn.flush()
+            except psycopg.Error as exc:
+                left = 0
+                if not done.done():
+                    done.set_exception(exc)
+            if not left:
+                loop.remove_writer(fd)
+                if not done.done():
+                    done.set_result(None)
+
+        loop.add_writer(fd, writable)
+        await done
 
     def _reconnect_in_background(self) -> None:
         now = time.monotonic()
@@ -158,13 +222,13 @@ class Listener:
         self._pumping = True
         try:
             while self._next_round is not None:
-                # Callers from now on join the following round: this one's query is next.
+                # One loop pass first: requests already read off their sockets join this
+                # round instead of the next one (its query is still sent after them).
+                await asyncio.sleep(0)
                 this_round, self._next_round = self._next_round, None
+                self.rounds += 1
                 try:
-                    current = self._conn  # the live connection, even if it was replaced
-                    if current is None:
-                        raise psycopg.OperationalError("change feed is down")
-                    await _ping(current)
+                    await self._round()
                 except Exception as exc:  # noqa: BLE001 - handed to every waiter
                     this_round.set_exception(exc)
                     this_round.exception()  # retrieved even if every waiter was cancelled
@@ -184,6 +248,7 @@ class Listener:
             self._heard(note.relname.decode(), note.extra.decode("utf-8", "replace"))
 
     async def _lost(self) -> None:
+        self._unwatch()
         conn, self._conn = self._conn, None
         self.on_reset()
         if conn is not None:
@@ -197,6 +262,7 @@ class Listener:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError, psycopg.Error):
                 await task
+        self._unwatch()
         conn, self._conn = self._conn, None
         if conn is not None:
             await conn.close()
