@@ -1,4 +1,7 @@
-"""Reserved for import speed (issue 3); a no-op until that work fills it.
+"""Import speed (issue 3) needed no schema change: an empty step, kept so the chain stays as shipped.
+
+The first-load shortcuts (TRUNCATE + COPY FREEZE, the ``ST_IsValid`` CHECK re-added
+``NOT VALID``) are done by ``etl.load`` inside the import's own transaction.
 
 Revision ID: 0014
 Revises: 0013
@@ -14,8 +17,8 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    """Nothing yet."""
+    """Nothing to do."""
 
 
 def downgrade() -> None:
-    """Nothing yet."""
+    """Nothing to do."""
