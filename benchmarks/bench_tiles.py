@@ -526,7 +526,7 @@ def write_report(path: Path, runs: dict[str, dict[str, Any] | None], meta: dict[
         cpu_ours, cpu_tipg, cpu_floor = cpu(eq, layer, 8), cpu(tg, layer, 8), cpu(fl, layer, 1)
         lines.append(
             f"- {layer}: goal ≥ {goal}× tipg. Measured tiles/s ratio"
-            f" {ratio(by_tps, by_cpu)} (contaminated by other load); CPU-per-tile ratio"
+            f" {ratio(by_tps, by_cpu)} (other load: last column of the table above); CPU-per-tile ratio"
             f" {ratio(cpu_tipg, cpu_ours)}; ours vs floor CPU {ratio(cpu_ours, cpu_floor)}"
             " (goal ≤ 1.3×)."
         )
