@@ -19,13 +19,11 @@ import math
 import os
 import platform
 import re
-import secrets
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -33,50 +31,12 @@ from typing import Any
 
 import httpx2 as httpx
 import psycopg
+from benchdb import bench_user, demo_database
 
-from gis_service.db import migrate
 from gis_service.db.cluster import free_port
 from gis_service.demo import loader
-from gis_service.domain.users import hash_token
 
 OUT = Path(__file__).with_name("query.md")
-
-
-@contextmanager
-def database(scale: str) -> Iterator[str]:
-    given = os.environ.get("GIS_BENCH_DATABASE_URL")
-    if given:
-        yield given
-        return
-    from gis_service.db.cluster import temporary_cluster
-    from gis_service.demo.generator import generate
-
-    with temporary_cluster("gis_bench_q") as info:
-        assert info.url is not None
-        name = f"bench_{uuid.uuid4().hex[:8]}"
-        with psycopg.connect(loader.psycopg_conninfo(info.url), autocommit=True) as c:
-            c.execute(f'CREATE DATABASE "{name}"')
-        url = info.url.rpartition("/")[0] + "/" + name
-        migrate.upgrade(url)
-        print(f"loading the {scale} demo …", flush=True)
-        loader.load(url, generate(scale))
-        yield url
-
-
-@contextmanager
-def bench_user(url: str, scope: str) -> Iterator[str]:
-    token = "gis_bench_" + secrets.token_urlsafe(16)
-    login = f"bench_{uuid.uuid4().hex[:6]}"
-    with psycopg.connect(loader.psycopg_conninfo(url), autocommit=True) as c:
-        c.execute(
-            "INSERT INTO app_user (login, role, scope_code, token_hash, source) VALUES (%s, 'commander', %s, %s, 'bench')",
-            (login, scope, hash_token(token)),
-        )
-    try:
-        yield token
-    finally:
-        with psycopg.connect(loader.psycopg_conninfo(url), autocommit=True) as c:
-            c.execute("DELETE FROM app_user WHERE login = %s", (login,))
 
 
 @contextmanager
@@ -348,8 +308,8 @@ def main() -> None:
     args = ap.parse_args()
     scope = args.scope or ("430200" if args.scale == "city" else "430204")
     with (
-        database(args.scale) as url,
-        bench_user(url, scope) as token,
+        demo_database(args.scale, "gis_bench_q") as url,
+        bench_user(url, "commander", scope) as token,
         server(url, args.workers) as base,
     ):
         s = sample(url, scope, 10_000)

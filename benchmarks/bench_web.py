@@ -24,24 +24,19 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import secrets
 import statistics
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import httpx2 as httpx
-import psycopg
+from benchdb import bench_user, demo_database
 
-from gis_service.db import migrate
 from gis_service.db.cluster import free_port
-from gis_service.demo import loader
-from gis_service.domain.users import hash_token
 
 OUT = Path(__file__).with_name("web.md")
 CHROMIUM = "/usr/bin/chromium"
@@ -61,46 +56,6 @@ VIEWPORT = {"width": 1280, "height": 760}
 GOAL_S = 2.0
 MARKS = ("boot", "api", "map", "render", "load", "idle")
 TICK = os.sysconf("SC_CLK_TCK")
-
-
-@contextmanager
-def database() -> Iterator[str]:
-    """The district demo: given, or loaded into a throw-away cluster."""
-    given = os.environ.get("GIS_BENCH_DATABASE_URL")
-    if given:
-        yield given
-        return
-    from gis_service.db.cluster import temporary_cluster
-    from gis_service.demo.generator import generate
-
-    with temporary_cluster("gis_bench_web") as info:
-        assert info.url is not None
-        name = f"bench_{uuid.uuid4().hex[:8]}"
-        with psycopg.connect(loader.psycopg_conninfo(info.url), autocommit=True) as c:
-            c.execute(f'CREATE DATABASE "{name}"')
-        url = info.url.rpartition("/")[0] + "/" + name
-        migrate.upgrade(url)
-        print("loading the district demo …", flush=True)
-        loader.load(url, generate("district"))
-        yield url
-
-
-@contextmanager
-def bench_user(url: str, role: str, scope: str) -> Iterator[str]:
-    """A throw-away user of the district (its token), removed afterwards."""
-    token = "gis_bench_" + secrets.token_urlsafe(16)
-    login = f"bench_{uuid.uuid4().hex[:6]}"
-    with psycopg.connect(loader.psycopg_conninfo(url), autocommit=True) as c:
-        c.execute(
-            "INSERT INTO app_user (login, role, scope_code, token_hash, source)"
-            " VALUES (%s, %s, %s, %s, 'bench')",
-            (login, role, scope, hash_token(token)),
-        )
-    try:
-        yield token
-    finally:
-        with psycopg.connect(loader.psycopg_conninfo(url), autocommit=True) as c:
-            c.execute("DELETE FROM app_user WHERE login = %s", (login,))
 
 
 @contextmanager
@@ -260,7 +215,11 @@ def main() -> None:
     assert os.access(CHROMIUM, os.X_OK), "Debian's chromium is missing (scripts/install-system.sh)"
     load0 = os.getloadavg()[0]
     results: dict[str, dict[str, Any]] = {}
-    with database() as url, bench_user(url, "admin", "430204") as token, server(url) as srv:
+    with (
+        demo_database("district", "gis_bench_web") as url,
+        bench_user(url, "admin", "430204") as token,
+        server(url) as srv,
+    ):
         base, pid = srv
         # The server's own first-request costs (imports, pools) are not the page's.
         httpx.get(base + "/", timeout=30).raise_for_status()
