@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-import httpx
+import httpx2 as httpx
 
 from tests.fixtures import auth
 from tests.test_tiles import decode, rows, tile_of
