@@ -38,20 +38,11 @@ from benchdb import bench_user, demo_database
 
 from gis_service.db.cluster import free_port
 
+# The browser tests' Chromium and launch arguments (shared/reference/WEB_RECIPE.md): one list.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from tests.web_support import CHROMIUM, CHROMIUM_ARGS
+
 OUT = Path(__file__).with_name("web.md")
-CHROMIUM = "/usr/bin/chromium"
-#: The browser tests' launch arguments (tests/web_support.py, shared/reference/WEB_RECIPE.md).
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-quic",
-    "--disable-dev-shm-usage",
-    "--use-angle=swiftshader",
-    "--enable-unsafe-swiftshader",
-]
 VIEWPORT = {"width": 1280, "height": 760}
 GOAL_S = 2.0
 MARKS = ("boot", "api", "map", "render", "load", "idle")
