@@ -25,53 +25,23 @@ import argparse
 import os
 import platform
 import statistics
-import subprocess
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import httpx2 as httpx
 from benchdb import bench_user, demo_database
 
-from gis_service.db.cluster import free_port
-
 # The browser tests' Chromium and launch arguments (shared/reference/WEB_RECIPE.md): one list.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from tests.web_support import CHROMIUM, CHROMIUM_ARGS
+from tests.web_support import CHROMIUM, CHROMIUM_ARGS, uvicorn_app
 
 OUT = Path(__file__).with_name("web.md")
 VIEWPORT = {"width": 1280, "height": 760}
 GOAL_S = 2.0
 MARKS = ("boot", "api", "map", "render", "load", "idle")
 TICK = os.sysconf("SC_CLK_TCK")
-
-
-@contextmanager
-def server(url: str) -> Iterator[tuple[str, int]]:
-    """The app under uvicorn (one process, like the browser tests); (base URL, pid)."""
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    env = {**os.environ, "DATABASE_URL": url, "GIS_ENVIRONMENT": "test", "GIS_API_PUBLIC_URL": base}
-    cmd = [sys.executable, "-m", "uvicorn", "--factory", "gis_service.api.app:create_app"]
-    cmd += ["--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"]
-    proc = subprocess.Popen([*cmd, "--no-access-log"], env=env)
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert proc.poll() is None, "uvicorn exited"
-            assert time.monotonic() < deadline, "uvicorn did not start"
-            try:
-                if httpx.get(base + "/health/live", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.2)
-        yield base, proc.pid
-    finally:
-        proc.terminate()
-        proc.wait(timeout=20)
 
 
 def _children() -> dict[int, list[int]]:
@@ -209,9 +179,9 @@ def main() -> None:
     with (
         demo_database("district", "gis_bench_web") as url,
         bench_user(url, "admin", "430204") as token,
-        server(url) as srv,
+        uvicorn_app(url) as (base, proc),
     ):
-        base, pid = srv
+        pid = proc.pid
         # The server's own first-request costs (imports, pools) are not the page's.
         httpx.get(base + "/", timeout=30).raise_for_status()
         for view in args.views.split(","):

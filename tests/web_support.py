@@ -48,8 +48,11 @@ def launch_chromium() -> Iterator[Any]:
 
 
 @contextmanager
-def web_server(database_url: str) -> Iterator[str]:
-    """The whole app (API and page) served by uvicorn in its own process on a free port."""
+def uvicorn_app(database_url: str) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """The whole app (API and page) under uvicorn in its own process on a free port.
+
+    Yields the base URL and the process (the web benchmark reads its CPU time).
+    """
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     env = {
@@ -73,11 +76,17 @@ def web_server(database_url: str) -> Iterator[str]:
                     break
             except httpx.TransportError:
                 time.sleep(0.1)
-        yield base
+        yield base, proc
     finally:
         proc.terminate()
         proc.wait(timeout=10)
-        proc.wait(timeout=10)
+
+
+@contextmanager
+def web_server(database_url: str) -> Iterator[str]:
+    """The app served on a free port (:func:`uvicorn_app`); yields its base URL."""
+    with uvicorn_app(database_url) as (base, _proc):
+        yield base
 
 
 def api_get(base: str, login: str, path: str, **params: Any) -> Any:

@@ -88,6 +88,21 @@ async def get_enterprise(
     return _as_dict(row)
 
 
+async def find_by_uscc(
+    conn: AsyncConnection, principal: Principal, uscc: str
+) -> list[dict[str, Any]]:
+    """The enterprise of the caller's area holding ``uscc`` (0 or 1 rows; the code is unique).
+
+    The search box's lookup: the OGC collection does not publish the code.
+    """
+    rows = await conn.execute(
+        select(*_COLUMNS).where(
+            Enterprise.uscc == uscc.upper(), in_scope(Enterprise.admin_code, principal)
+        )
+    )
+    return [_as_dict(r) for r in rows]
+
+
 async def update_enterprise(
     conn: AsyncConnection,
     principal: Principal,

@@ -11,15 +11,13 @@ from typing import Annotated, Any
 
 from fastapi import FastAPI, Query, Request
 from fastapi.responses import JSONResponse
-from sqlalchemy import func, select
 from starlette.responses import FileResponse, Response
 from starlette.staticfiles import StaticFiles
 
 from gis_service import __version__
 from gis_service.api.deps import CurrentUser, DbDep
 from gis_service.api.routes import router
-from gis_service.db.models import Enterprise
-from gis_service.domain.scope import in_scope
+from gis_service.domain import enterprises
 from gis_service.settings import Settings
 
 api = router("web")
@@ -66,20 +64,8 @@ async def search_uscc(uscc: UsccQuery, user: CurrentUser, db: DbDep) -> dict[str
     Exact match on the unique column, area scoped like every read; ``items`` is empty when
     no enterprise of the caller's area has it.
     """
-    query = select(
-        Enterprise.id,
-        Enterprise.uscc,
-        Enterprise.name,
-        Enterprise.risk_level,
-        Enterprise.sector,
-        Enterprise.admin_code,
-        Enterprise.grid_code,
-        func.ST_X(Enterprise.geom).label("lon"),
-        func.ST_Y(Enterprise.geom).label("lat"),
-    ).where(Enterprise.uscc == uscc.upper(), in_scope(Enterprise.admin_code, user))
     async with db.tx() as conn:
-        rows = (await conn.execute(query)).all()
-    return {"items": [dict(r._mapping) for r in rows]}
+        return {"items": await enterprises.find_by_uscc(conn, user, uscc)}
 
 
 def mount(app: FastAPI, web_dir: Path) -> None:
