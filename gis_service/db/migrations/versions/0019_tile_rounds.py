@@ -1,0 +1,21 @@
+"""Tile speed (issue 4): reserved step; empty until a schema change is needed.
+
+Revision ID: 0019
+Revises: 0018
+Create Date: 2026-11-22
+"""
+
+from collections.abc import Sequence
+
+revision: str = "0019"
+down_revision: str | None = "0018"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    """Nothing to do."""
+
+
+def downgrade() -> None:
+    """Nothing to do."""
