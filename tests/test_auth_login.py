@@ -230,7 +230,7 @@ def test_lost_change_feed_means_no_stale_answers(client: TestClient, user: str) 
     killed = _sql(
         url,
         "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-        " WHERE application_name = 'gis-auth-feed' AND datname = current_database()",
+        " WHERE application_name = 'gis-change-feed' AND datname = current_database()",
     )
     assert killed, "the feed connection exists"
     _sql(url, "UPDATE app_user SET active = false WHERE login = %s", user)
@@ -255,7 +255,7 @@ def test_terminated_pool_connections_are_replaced_silently(client: TestClient) -
     _sql(
         url,
         "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database()"
-        " AND pid <> pg_backend_pid() AND application_name <> 'gis-auth-feed'",
+        " AND pid <> pg_backend_pid() AND application_name <> 'gis-change-feed'",
     )
     codes = [
         client.get("/query/nearest?lon=113.18&lat=27.9&layer=shelters", headers=headers).status_code

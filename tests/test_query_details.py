@@ -145,7 +145,7 @@ def test_with_the_feed_cut_the_cache_is_bypassed(
     # Cut every locate feed of the test session (they re-open by themselves).
     writer.execute(
         "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-        " WHERE application_name = 'gis-query-feed'"
+        " WHERE application_name = 'gis-change-feed'"
     )
     shelter = _locate(client, spot, "a_commander")["nearest_shelter"]
     writer.execute("UPDATE shelter SET name = name || '（改）' WHERE id = %s", (shelter["id"],))

@@ -33,7 +33,8 @@ from gis_service.api.routes import (
     users,
     web,
 )
-from gis_service.db.engine import make_async_engine, resolve_url
+from gis_service.db.engine import libpq_url, make_async_engine, resolve_url
+from gis_service.db.listen import Listener
 from gis_service.settings import Settings, load_settings
 
 DESCRIPTION = """
@@ -43,6 +44,10 @@ Authenticate with `Authorization: Bearer <token>` (`gis-service users add`).
 Every read and write is limited to the caller's area (`scope_code`); rows outside it answer 404.
 Errors are `application/problem+json` with a stable `code`.
 """
+
+
+#: ``application_name`` of each worker's change-feed connection (visible in ``pg_stat_activity``).
+CHANGE_FEED = "gis-change-feed"
 
 
 def _default_web_dir() -> Path | None:
@@ -66,12 +71,16 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
         app.state.engine = engine
         app.state.database_url = url
         app.state.import_jobs = set()
+        # The worker's one change feed: the routers' caches subscribe to it at start-up.
+        changes = Listener(libpq_url(url), app_name=CHANGE_FEED)
+        app.state.changes = changes
         try:
             yield
         finally:
             if app.state.import_jobs:
                 # Imports run in threads; let them finish their transaction before the pool goes.
                 await asyncio.wait(app.state.import_jobs, timeout=60)
+            await changes.close()
             await engine.dispose()
 
     docs = settings.api.docs

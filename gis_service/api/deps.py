@@ -12,6 +12,7 @@ from psycopg_pool import AsyncConnectionPool
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from gis_service.db.engine import QueryConn, ReadConnection, TxContext, transaction
+from gis_service.db.listen import Listener
 from gis_service.domain.scope import Principal
 from gis_service.domain.users import PrincipalCache, TokenOwner, lookup_token
 from gis_service.errors import Forbidden, NotAuthenticated
@@ -106,12 +107,30 @@ async def current_principal(
             return await lookup_token(conn, token)
 
     cache: PrincipalCache | None = getattr(request.app.state, "principals", None)
-    owner = await (lookup() if cache is None else cache.resolve(token, lookup))
+    owner = await (
+        lookup() if cache is None else cache.resolve(token, lookup, after=changes_ticket(request))
+    )
     if owner is None:
         raise NotAuthenticated(
             detail="invalid, expired or disabled token", detail_zh="令牌无效、已过期或已停用"
         )
     return owner.principal
+
+
+def changes_ticket(request: Request) -> int | None:
+    """The request's ticket on the worker's change feed, taken the first time it is asked for.
+
+    Every cache check of one request passes it (principal, then locate details), so a
+    request pays one strict round trip however many caches it reads.
+    """
+    ticket: int | None = getattr(request.state, "changes_ticket", None)
+    if ticket is None:
+        changes: Listener | None = getattr(request.app.state, "changes", None)
+        if changes is None:
+            return None
+        ticket = changes.ticket()
+        request.state.changes_ticket = ticket
+    return ticket
 
 
 CurrentUser = Annotated[Principal, Depends(current_principal)]

@@ -18,8 +18,11 @@ calls :meth:`Listener.check` before trusting an entry:
 
 When the connection is lost the cache is reset and must be bypassed (``check`` is False) until
 a background task has re-opened it: an unreachable database never blocks a request here.
-One connection may serve several channels (the tile cache and the tile path's principal
-memo), so one round trip makes all of them fresh.
+One connection serves several channels and caches (:meth:`Listener.subscribe`; an API worker
+has one, ``app.state.changes``, for its principal and locate caches), so one round trip makes
+all of them fresh. A request that checks more than one cache takes a :meth:`Listener.ticket`
+when it arrives and passes it to each check: a round that started after the ticket and has
+completed serves every later check of that request, so it pays at most one round trip.
 """
 
 from __future__ import annotations
@@ -42,24 +45,22 @@ _CHANNEL = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 
 
 class Listener:
-    """One autocommit connection listening on ``handlers``' channels; payloads go to them."""
+    """One autocommit connection listening on its subscribers' channels; payloads go to them."""
 
     def __init__(
         self,
         conninfo: str,
-        handlers: Mapping[str, Callable[[str], object]],
-        on_reset: Callable[[], object],
+        handlers: Mapping[str, Callable[[str], object]] | None = None,
+        on_reset: Callable[[], object] | None = None,
         *,
         freshness: Freshness = "strict",
         retry_s: float = 1.0,
         app_name: str = "gis-listener",
     ) -> None:
-        for channel in handlers:
-            if not _CHANNEL.fullmatch(channel):  # constants only; checked anyway
-                raise ValueError(f"bad channel name {channel!r}")
         self.conninfo = conninfo
-        self.handlers = dict(handlers)
-        self.on_reset = on_reset
+        self.handlers: dict[str, list[Callable[[str], object]]] = {}
+        self._resets: list[Callable[[], object]] = []
+        self._add(handlers or {}, on_reset)
         self.freshness = freshness
         self.retry_s = retry_s
         self.app_name = app_name
@@ -68,8 +69,10 @@ class Listener:
         self._next_round: asyncio.Future[None] | None = None
         self._pumping = False
         self._next_try = 0.0
-        #: Round trips made (strict checks are shared: ``rounds`` / requests shows how well).
+        #: Round trips started (strict checks are shared: ``rounds`` / requests shows how well).
         self.rounds = 0
+        #: Number of the last round trip that completed on the current connection (0: none).
+        self._completed = 0
         self._watched: tuple[psycopg.AsyncConnection[Any], int] | None = None
         self._in_flight: asyncio.Future[None] | None = None
 
@@ -78,9 +81,41 @@ class Listener:
         """Whether notifications are being received (otherwise bypass the cache)."""
         return self._conn is not None
 
+    def _add(
+        self, handlers: Mapping[str, Callable[[str], object]], on_reset: Callable[[], object] | None
+    ) -> None:
+        for channel in handlers:
+            if not _CHANNEL.fullmatch(channel):  # constants only; checked anyway
+                raise ValueError(f"bad channel name {channel!r}")
+        for channel, handler in handlers.items():
+            self.handlers.setdefault(channel, []).append(handler)
+        if on_reset is not None:
+            self._resets.append(on_reset)
+
+    async def subscribe(
+        self, handlers: Mapping[str, Callable[[str], object]], on_reset: Callable[[], object]
+    ) -> None:
+        """Add a cache: its channels' payloads go to ``handlers``, every reset to ``on_reset``.
+
+        Subscribing to an open connection re-opens it (every subscriber is reset), so that the
+        new channels are listened to; API workers subscribe once, at start-up.
+        """
+        self._add(handlers, on_reset)
+        if self._conn is not None:
+            await self._lost()
+        await self.connect()
+
+    def on_reset(self) -> None:
+        """Tell every subscriber that changes may have been missed (empty your cache)."""
+        for reset in self._resets:
+            reset()
+
+    def ticket(self) -> int:
+        """Taken when a request arrives: ``check(after=ticket)`` needs no newer round than that."""
+        return self.rounds
+
     def _heard(self, channel: str, payload: str) -> None:
-        handler = self.handlers.get(channel)
-        if handler is not None:
+        for handler in self.handlers.get(channel, ()):
             handler(payload)
 
     def _on_notify(self, note: psycopg.Notify) -> None:
@@ -106,6 +141,7 @@ class Listener:
         return True
 
     def _unwatch(self, error: BaseException | None = None) -> None:
+        self._completed = 0  # rounds on a closed connection prove nothing about the next one
         watched, self._watched = self._watched, None
         if watched is not None:
             with contextlib.suppress(Exception):
@@ -186,15 +222,21 @@ class Listener:
 
         self._connecting = asyncio.get_running_loop().create_task(work())
 
-    async def check(self) -> bool:
-        """Apply every notification the cache must know about; False when the feed is down."""
+    async def check(self, after: int | None = None) -> bool:
+        """Apply every notification the cache must know about; False when the feed is down.
+
+        Args:
+            after: the caller's :meth:`ticket`; a completed round trip started after it is
+                enough (None: one that starts after this call).
+        """
         conn = self._conn
         if conn is None:
             self._reconnect_in_background()
             return False
         try:
             if self.freshness == "strict":
-                await self._sync()
+                if after is None or self._completed <= after:
+                    await self._sync()
             else:
                 self._drain(conn)
         except psycopg.Error as exc:
@@ -227,12 +269,14 @@ class Listener:
                 await asyncio.sleep(0)
                 this_round, self._next_round = self._next_round, None
                 self.rounds += 1
+                number = self.rounds
                 try:
                     await self._round()
                 except Exception as exc:  # noqa: BLE001 - handed to every waiter
                     this_round.set_exception(exc)
                     this_round.exception()  # retrieved even if every waiter was cancelled
                 else:
+                    self._completed = number
                     this_round.set_result(None)
         finally:
             self._pumping = False

@@ -353,13 +353,12 @@ class PrincipalCache:
     is bypassed (every request looks its token up). Unknown tokens are never cached.
     """
 
-    def __init__(self, conninfo: str, *, max_entries: int = 10_000) -> None:
+    def __init__(self, listener: Listener, *, max_entries: int = 10_000) -> None:
         self.max_entries = max_entries
         self._entries: dict[str, TokenOwner] = {}
         self._generation = 0
-        self.listener = Listener(
-            conninfo, {AUTH_CHANNEL: self._changed}, self._changed, app_name="gis-auth-feed"
-        )
+        #: The worker's change feed (shared with its other caches: one round serves all).
+        self.listener = listener
 
     def _changed(self, _payload: str = "") -> None:
         self._entries.clear()
@@ -367,18 +366,21 @@ class PrincipalCache:
 
     async def open(self) -> None:
         """Start listening (a failure leaves the cache bypassed until a retry succeeds)."""
-        await self.listener.connect()
-
-    async def close(self) -> None:
-        """Stop listening."""
-        await self.listener.close()
+        await self.listener.subscribe({AUTH_CHANNEL: self._changed}, self._changed)
 
     async def resolve(
-        self, token: str, lookup: Callable[[], Awaitable[TokenOwner | None]]
+        self,
+        token: str,
+        lookup: Callable[[], Awaitable[TokenOwner | None]],
+        *,
+        after: int | None = None,
     ) -> TokenOwner | None:
-        """The owner of ``token``: from the cache when fresh, else from ``lookup()``."""
+        """The owner of ``token``: from the cache when fresh, else from ``lookup()``.
+
+        ``after`` is the request's :meth:`~gis_service.db.listen.Listener.ticket`.
+        """
         key = hash_token(token)
-        fresh = await self.listener.check()
+        fresh = await self.listener.check(after)
         if fresh:
             hit = self._entries.get(key)
             if hit is not None and (

@@ -20,7 +20,7 @@ from typing import Any, Literal
 
 from sqlalchemy import text
 
-from gis_service.db.engine import QueryConn, libpq_url
+from gis_service.db.engine import QueryConn
 from gis_service.db.listen import Listener
 from gis_service.domain.pii import mask_name, mask_phone
 from gis_service.domain.scope import Principal
@@ -133,17 +133,13 @@ async def fetch(conn: QueryConn, wanted: Mapping[Kind, Iterable[Any]]) -> dict[K
 class DetailCache:
     """Details per kind and id for one worker, emptied by the ``gis_query_change`` feed."""
 
-    def __init__(self, database_url: str, *, max_entries: int = 200_000) -> None:
+    def __init__(self, listener: Listener, *, max_entries: int = 200_000) -> None:
         self.max_entries = max_entries
         self._tables: dict[Kind, Table] = {k: {} for k in KINDS}
         self._size = 0
         self._generation = 0
-        self.listener = Listener(
-            libpq_url(database_url),
-            {QUERY_CHANNEL: self._changed},
-            self._changed,
-            app_name="gis-query-feed",
-        )
+        #: The worker's change feed (shared with its other caches: one round serves all).
+        self.listener = listener
 
     def _changed(self, payload: str = "") -> None:
         """Forget the kinds read from the table named in ``payload`` (all when unknown)."""
@@ -155,11 +151,7 @@ class DetailCache:
 
     async def open(self) -> None:
         """Start listening (a failure leaves the cache bypassed until a retry succeeds)."""
-        await self.listener.connect()
-
-    async def close(self) -> None:
-        """Stop listening."""
-        await self.listener.close()
+        await self.listener.subscribe({QUERY_CHANNEL: self._changed}, self._changed)
 
     async def resolve(
         self, conn: QueryConn, wanted: Mapping[Kind, Iterable[Any]], *, fresh: bool
@@ -195,9 +187,12 @@ class DetailCache:
                 self._size += len(table)
         return out
 
-    async def check(self) -> bool:
-        """Apply the changes committed so far; False when the feed is down (bypass)."""
-        return await self.listener.check()
+    async def check(self, after: int | None = None) -> bool:
+        """Apply the changes committed so far; False when the feed is down (bypass).
+
+        ``after``: the request's :meth:`~gis_service.db.listen.Listener.ticket`.
+        """
+        return await self.listener.check(after)
 
 
 def variant(principal: Principal) -> int:

@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from gis_service.api.deps import EngineDep, SettingsDep
 from gis_service.api.routes import router
-from gis_service.db.engine import TxContext, libpq_url, transaction
+from gis_service.db.engine import TxContext, transaction
 from gis_service.domain import users
 from gis_service.errors import NotAuthenticated, TooManyRequests
 
@@ -28,14 +28,13 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     if not app.state.settings.auth.principal_cache:
         yield
         return
-    cache = users.PrincipalCache(libpq_url(app.state.database_url))
+    cache = users.PrincipalCache(app.state.changes)
     await cache.open()
     app.state.principals = cache
     try:
         yield
     finally:
         app.state.principals = None
-        await cache.close()
 
 
 api = router("auth")

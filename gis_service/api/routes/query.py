@@ -15,7 +15,13 @@ from fastapi.responses import Response
 from starlette.applications import Starlette
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from gis_service.api.deps import CurrentUser, DbDep, SettingsDep, current_principal
+from gis_service.api.deps import (
+    CurrentUser,
+    DbDep,
+    SettingsDep,
+    changes_ticket,
+    current_principal,
+)
 from gis_service.api.errors import render_problem
 from gis_service.api.routes import router
 from gis_service.db.engine import ReadConnection, make_read_pool
@@ -40,7 +46,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     pool = make_read_pool(app.state.database_url, app.state.settings.db)
     await pool.open(wait=False)
     app.state.read_pool = pool
-    cache = qdetails.DetailCache(app.state.database_url)
+    cache = qdetails.DetailCache(app.state.changes)
     await cache.open()
     app.state.query_details = cache
     try:
@@ -48,7 +54,6 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     finally:
         app.state.read_pool = None
         app.state.query_details = None
-        await cache.close()
         await pool.close()
 
 
@@ -179,7 +184,9 @@ class QueryFastPath:
                 if nearest:
                     features = await qnearby.nearest(conn, user, point, qlayers.get(name), int(k))
                     return fast_json(_nearest_answer(point, name, int(k), features))
-                hit = await qlocate.locate_point(conn, user, point, cache=_details(request))
+                hit = await qlocate.locate_point(
+                    conn, user, point, cache=_details(request), after=changes_ticket(request)
+                )
         except GisError as exc:
             return await render_problem(request, exc)
         if not hit.found:
@@ -227,7 +234,9 @@ async def locate(  # noqa: PLR0917 - FastAPI injects by parameter
     """
     point = qp.storage_point(lon, lat, crs)
     async with db.read() as conn:
-        hit = await qlocate.locate_point(conn, user, point, cache=_details(request))
+        hit = await qlocate.locate_point(
+            conn, user, point, cache=_details(request), after=changes_ticket(request)
+        )
     if not hit.found:
         raise NotFound(
             detail="no village of your area holds this point",
@@ -289,7 +298,9 @@ async def locate_batch(
     good = [i for i in range(len(parsed)) if i not in parsed.errors]
     located: dict[int, qlocate.Located] = {}
     if good:
-        hits = await qlocate.locate_many(db.tx, user, x[good], y[good], cache=_details(request))
+        hits = await qlocate.locate_many(
+            db.tx, user, x[good], y[good], cache=_details(request), after=changes_ticket(request)
+        )
         located = {good[h.index]: h for h in hits}
     rows = parsed.rows(located)
     if format == "json":
