@@ -313,8 +313,8 @@ async def _details(
     return await cache.resolve(conn, wanted, fresh=fresh)
 
 
-async def _fresh(cache: details.DetailCache | None) -> bool:
-    return False if cache is None else await cache.check()
+async def _fresh(cache: details.DetailCache | None, after: int | None) -> bool:
+    return False if cache is None else await cache.check(after)
 
 
 async def locate_points(
@@ -325,6 +325,7 @@ async def locate_points(
     *,
     cache: details.DetailCache | None = None,
 ) -> list[Located]:
+    after: int | None = None,
     """Locate storage-coordinate points (already validated) for ``principal``.
 
     Args:
@@ -334,6 +335,7 @@ async def locate_points(
         lat: CGCS2000 latitudes.
         cache: the worker's ready details (None: read them with the answer).
 
+        after: the request's change-feed ticket (its principal check's round serves here).
     Returns:
         One :class:`Located` per input point, in input order.
     """
@@ -343,7 +345,7 @@ async def locate_points(
     parts = _chunks(lon, lat)
     run = _run_chunks(conn, statement, parts, common=common, lon=lon, lat=lat, into=rows)
     # The feed check (its own connection) runs while the statement does.
-    fresh, _ = await asyncio.gather(_fresh(cache), run)
+    fresh, _ = await asyncio.gather(_fresh(cache, after), run)
     found = await _details(conn, rows, cache, fresh)
     return _assemble(rows, found, principal, lon, lat)
 
@@ -357,6 +359,7 @@ async def locate_many(
     lanes: int = BATCH_LANES,
     cache: details.DetailCache | None = None,
 ) -> list[Located]:
+    after: int | None = None,
     """:func:`locate_points` for a batch, its chunks shared by ``lanes`` transactions at once.
 
     The statements are CPU-bound in PostgreSQL, one backend per connection: two lanes use
@@ -367,7 +370,7 @@ async def locate_many(
     chunks = _chunks(lon, lat)
     lanes = max(1, min(lanes, len(chunks)))
     rows: list[Row] = []
-    fresh = await _fresh(cache)
+    fresh = await _fresh(cache, after)
 
     async def lane(mine: list[np.ndarray[Any, Any]]) -> None:
         async with open_tx() as conn:
@@ -429,8 +432,9 @@ async def locate_point(
     *,
     cache: details.DetailCache | None = None,
 ) -> Located:
+    after: int | None = None,
     """:func:`locate_points` for one storage-coordinate point."""
     (hit,) = await locate_points(
-        conn, principal, np.array([point[0]]), np.array([point[1]]), cache=cache
+        conn, principal, np.array([point[0]]), np.array([point[1]]), cache=cache, after=after
     )
     return hit
