@@ -6,17 +6,23 @@ its own copy of the demo. A viewer cannot propose or commit (page and API).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from typing import Any
 
 import httpx2 as httpx
 import psycopg
 import pytest
+from shapely.geometry import shape
 
+from gis_service.db.engine import make_sync_engine
 from gis_service.demo.loader import psycopg_conninfo
+from gis_service.grids.store import proposal_graph
 from tests.fixtures import auth, private_demo
 from tests.web_support import (
     api_get,
+    api_post,
+    click_lonlat,
     idle,
     launch_chromium,
     login_script,
@@ -169,3 +175,250 @@ def test_planner_proposes_previews_and_commits(chromium: Any, base: str, own_dem
         screenshot(page, "web_partition_committed")
     finally:
         context.close()
+
+
+# ---------------------------------------------------------------- editing a proposal on the map
+EDIT_COMMUNITY = "430204001001"
+
+
+def proposal_grids(url: str, pid: int) -> dict[int, tuple[str, int, int]]:
+    """label → (grid code, households, independent sum of its units' households), from the DB."""
+    with psycopg.connect(psycopg_conninfo(url)) as c:
+        rows = c.execute(
+            """SELECT g.label, g.grid_code, g.households,
+                      (SELECT sum(u.households) FROM grid_proposal_unit u
+                        WHERE u.proposal_id = g.proposal_id
+                          AND u.community_code = g.community_code AND u.label = g.label)
+               FROM grid_proposal_grid g WHERE g.proposal_id = %s AND g.community_code = %s""",
+            (pid, EDIT_COMMUNITY),
+        ).fetchall()
+    return {r[0]: (r[1], r[2], int(r[3] or 0)) for r in rows}
+
+
+def unit_graph(url: str, pid: int) -> tuple[list[int], list[int], list[set[int]]]:
+    """Units' labels and households and their neighbours: the graph the edits are checked on."""
+    engine = make_sync_engine(url)
+    try:
+        with engine.connect() as conn:
+            g, labels, _ = proposal_graph(conn, pid, EDIT_COMMUNITY)
+    finally:
+        engine.dispose()
+    nb: list[set[int]] = [set() for _ in range(g.n)]
+    for a, b in zip(g.edge_a.tolist(), g.edge_b.tolist(), strict=True):
+        nb[a].add(b)
+        nb[b].add(a)
+    return [int(x) for x in labels], [int(x) for x in g.households], nb
+
+
+def one_piece(members: set[int], nb: list[set[int]]) -> bool:
+    """Breadth-first search inside a set of units (independent of the API's check)."""
+    if not members:
+        return True
+    start = next(iter(members))
+    seen, todo = {start}, [start]
+    while todo:
+        for v in nb[todo.pop()] & members:
+            if v not in seen:
+                seen.add(v)
+                todo.append(v)
+    return seen == members
+
+
+def find_moves(
+    labels: list[int], households: list[int], nb: list[set[int]]
+) -> tuple[tuple[int, int], tuple[int, int]]:
+    """A (unit, to_label) move that keeps both grids one piece, and one that cuts its grid."""
+    grids: dict[int, set[int]] = {}
+    for u, lab in enumerate(labels):
+        grids.setdefault(lab, set()).add(u)
+    good = bad = None
+    for u, src in enumerate(labels):
+        others = {labels[v] for v in nb[u]} - {src}
+        if not others or len(grids[src]) < 3:
+            continue
+        keeps = one_piece(grids[src] - {u}, nb)
+        if keeps and good is None and households[u] > 0:
+            good = (u, min(others))
+        if not keeps and bad is None:
+            bad = (u, min(others))
+        if good and bad:
+            return good, bad
+    raise AssertionError("no movable and no cutting unit in the community")
+
+
+def pick_unit(page: Any, proposal: dict[str, Any], idx: int) -> None:
+    """Zoom to a unit of the proposal and click inside it on the map."""
+    feature = next(f for f in proposal["units"]["features"] if f["properties"]["idx"] == idx)
+    geom = shape(feature["geometry"])
+    page.evaluate(
+        "(b) => window.__gis.map.fitBounds([[b[0], b[1]], [b[2], b[3]]],"
+        " {duration: 0, padding: 120, maxZoom: 18})",
+        list(geom.bounds),
+    )
+    idle(page)
+    point = geom.representative_point()
+    click_lonlat(page, point.x, point.y)
+    page.wait_for_function(
+        "(i) => window.__gis.pickedUnit && window.__gis.pickedUnit.idx === i", arg=idx
+    )
+    page.wait_for_selector(f"#pt-unit:has-text('单元 {idx}')")
+
+
+def page_table(page: Any) -> dict[int, tuple[str, int]]:
+    """The balance table as the page shows it: label → (grid code, households)."""
+    rows = page.locator("#pt-table tr[data-label]").evaluate_all(
+        "(trs) => trs.map((tr) => [Number(tr.dataset.label), tr.dataset.code,"
+        " Number(tr.children[1].textContent.replace(/,/g, ''))])"
+    )
+    return {lab: (code, hh) for lab, code, hh in rows}
+
+
+def run_edit(page: Any, button: str) -> dict[str, Any]:
+    """Click an edit button; the page's record of the outcome once the panel is redrawn."""
+    page.evaluate("() => { window.__gis.lastEdit = null; }")
+    page.click(f"{button}:not([disabled])")
+    page.wait_for_function("() => window.__gis.lastEdit !== null", timeout=120_000)
+    page.wait_for_selector("#pt-edit-message:not(:empty)")
+    page.wait_for_selector("#pt-move-to:not([disabled])")
+    edit: dict[str, Any] = page.evaluate("window.__gis.lastEdit")
+    return edit
+
+
+def assert_table_is_db(page: Any, url: str, pid: int) -> dict[int, tuple[str, int, int]]:
+    """Page table = grid rows in the DB = sums of their units (households per grid)."""
+    db = proposal_grids(url, pid)
+    assert all(hh == units for _, hh, units in db.values())
+    page.wait_for_function(
+        "(n) => document.querySelectorAll('#pt-table tr[data-label]').length === n", arg=len(db)
+    )
+    assert page_table(page) == {lab: (code, hh) for lab, (code, hh, _) in db.items()}
+    return db
+
+
+def open_community(page: Any, community: str) -> None:
+    page.select_option("#pt-township", TOWNSHIP)
+    page.wait_for_selector(f"#pt-community option[value='{community}']", state="attached")
+    page.select_option("#pt-community", community)
+    page.wait_for_selector("#pt-propose:not([disabled])")
+
+
+def test_planner_edits_the_proposal_on_the_map(chromium: Any, base: str, own_demo: str) -> None:
+    """Move a unit (picked on the map), a refused move, merge, split, then commit."""
+    context, page = open_partition_tab(chromium, base, "a_planner")
+    page.on("dialog", lambda d: d.accept())
+    try:
+        open_community(page, EDIT_COMMUNITY)
+        page.click("#pt-propose:not([disabled])")
+        page.wait_for_selector("#pt-move-to", timeout=180_000)
+        proposal = page.evaluate("window.__gis.lastProposal")
+        pid = proposal["id"]
+        assert proposal["status"] == "ready"
+        assert len(proposal["units"]["features"]) > 10
+        before = assert_table_is_db(page, own_demo, pid)
+        labels, households, nb = unit_graph(own_demo, pid)
+        (u, dst), (v, vdst) = find_moves(labels, households, nb)
+        src = labels[u]
+
+        # 1. Move a unit picked on the map: both grids' households change by its households.
+        pick_unit(page, proposal, u)
+        page.select_option("#pt-move-to", str(dst))
+        screenshot(page, "web_partition_edit_pick")
+        edit = run_edit(page, "#pt-move")
+        assert edit["ok"], edit
+        moved = assert_table_is_db(page, own_demo, pid)
+        assert moved[src][1] == before[src][1] - households[u]
+        assert moved[dst][1] == before[dst][1] + households[u]
+        assert "校验通过" in page.inner_text("#pt-edit-message")
+
+        # 2. A move that would cut its grid in two: refused with the API's message, no change.
+        labels, households, nb = unit_graph(own_demo, pid)
+        (_, _), (v, vdst) = find_moves(labels, households, nb)
+        proposal = page.evaluate("window.__gis.lastProposal")
+        pick_unit(page, proposal, v)
+        page.select_option("#pt-move-to", str(vdst))
+        edit = run_edit(page, "#pt-move")
+        assert not edit["ok"]
+        assert edit["status"] == 422
+        r = httpx.post(
+            f"{base}/grids/proposals/{pid}/edits",
+            json={"op": "move", "community_code": EDIT_COMMUNITY, "unit": v, "to_label": vdst},
+            headers=auth("a_planner"),
+            timeout=60,
+        )
+        assert r.status_code == 422
+        assert r.json()["detail_zh"] in page.inner_text("#pt-edit-message")
+        assert "调整被拒绝" in page.inner_text("#pt-edit-message")
+        assert assert_table_is_db(page, own_demo, pid) == moved
+        screenshot(page, "web_partition_edit_refused")
+
+        # 3. Merge two adjacent grids: one grid fewer, holding both grids' households.
+        a = dst  # (the grid the unit moved into)
+        b = next(
+            labels[w] for x in range(len(labels)) if labels[x] == a for w in nb[x] if labels[w] != a
+        )
+        page.select_option("#pt-merge-a", str(a))
+        page.select_option("#pt-merge-b", str(b))
+        edit = run_edit(page, "#pt-merge")
+        assert edit["ok"], edit
+        merged = assert_table_is_db(page, own_demo, pid)
+        assert len(merged) == len(moved) - 1
+        new_a = unit_graph(own_demo, pid)[0][u]
+        assert merged[new_a][1] == moved[a][1] + moved[b][1]
+
+        # 4. Split it again: two grids, both one piece, together the merged households.
+        page.select_option("#pt-split-grid", str(new_a))
+        edit = run_edit(page, "#pt-split")
+        assert edit["ok"], edit
+        split = assert_table_is_db(page, own_demo, pid)
+        assert len(split) == len(merged) + 1
+        labels, _, nb = unit_graph(own_demo, pid)
+        for lab in split:
+            assert one_piece({x for x, y in enumerate(labels) if y == lab}, nb)
+        assert sum(hh for _, hh, _ in split.values()) == sum(hh for _, hh, _ in before.values())
+        assert "0 个连片" not in page.inner_text("#pt-balance")
+        screenshot(page, "web_partition_edit_split")
+
+        # 5. Commit: the current grids are the edited proposal's.
+        page.click("#pt-commit:not([disabled])")
+        page.wait_for_function("(id) => window.__gis.lastCommit === id", arg=pid, timeout=180_000)
+        with psycopg.connect(psycopg_conninfo(own_demo)) as c:
+            current = dict(
+                c.execute(
+                    "SELECT grid_code, households FROM grid"
+                    " WHERE valid_to IS NULL AND community_code = %s",
+                    (EDIT_COMMUNITY,),
+                ).fetchall()
+            )
+        assert current == {code: hh for code, hh, _ in split.values()}
+    finally:
+        context.close()
+
+
+def test_viewer_sees_a_proposal_but_cannot_edit(chromium: Any, base: str) -> None:
+    """A viewer opens a planner's proposal: preview and table, every edit control disabled."""
+    job = api_post(base, "a_planner", "/grids/proposals", {"communities": [COMMUNITY]})
+    for _ in range(180):
+        p = api_get(base, "a_planner", f"/grids/proposals/{job['id']}", geometry="false")
+        if p["status"] != "running":
+            break
+        time.sleep(1)
+    assert p["status"] == "ready"
+    context, page = open_partition_tab(chromium, base, "a_viewer")
+    try:
+        page.fill("#pt-open-id", str(job["id"]))
+        page.click("#pt-open")
+        page.wait_for_selector("#pt-table")
+        page.wait_for_selector("#pt-move-to")
+        for sel in ("#pt-move", "#pt-merge", "#pt-split", "#pt-commit", "#pt-move-to"):
+            assert page.is_disabled(sel), sel
+        shown = page_table(page)
+        assert len(shown) == len(p["grids"]["features"]) > 0
+    finally:
+        context.close()
+    r = httpx.post(
+        f"{base}/grids/proposals/{job['id']}/edits",
+        json={"op": "split", "community_code": COMMUNITY, "labels": [0]},
+        headers=auth("a_viewer"),
+        timeout=30,
+    )
+    assert r.status_code == 403

@@ -44,7 +44,9 @@ const FONT_FAMILY = "'WenQuanYi Micro Hei', 'Noto Sans SC', 'Microsoft YaHei', s
 export const state = {
   config: {}, me: null, scope: null, catalogue: {}, schemes: {}, styles: {}, defs: {},
   view: 'planner', visible: {}, opacity: {}, tab: null, target: 400,
-  overlays: { highlight: empty(), proposal: empty(), warnings: empty(), impact: empty() },
+  overlays: { highlight: empty(), proposal: empty(), units: empty(), warnings: empty(), impact: empty() },
+  // set by the partition editor: a click on a proposal's unit selects it instead of a popup
+  pickUnit: null,
   gridMetrics: null, unassigned: new Set(), basemap: localStorage.getItem('gis-service.basemap') || 'none',
   hazardLayers: [], lastLocate: null, lastArea: null,
 };
@@ -257,7 +259,9 @@ function overlayLayers() {
   return [
     { id: 'proposal-fill', type: 'fill', source: 'proposal', paint: { 'fill-color': ['coalesce', ['get', 'color'], '#8e44ad'], 'fill-opacity': 0.45 } },
     { id: 'proposal-line', type: 'line', source: 'proposal', paint: { 'line-color': '#4a235a', 'line-width': 1.5 } },
-    { id: 'proposal-label', type: 'symbol', source: 'proposal', layout: { 'text-field': ['coalesce', ['get', 'label'], ''], 'text-size': 11, 'text-font': ['Noto Sans Regular'] }, paint: { 'text-color': '#2d0b3a', 'text-halo-color': '#fff', 'text-halo-width': 1.5 } },
+    { id: 'units-fill', type: 'fill', source: 'units', paint: { 'fill-color': '#ffd400', 'fill-opacity': ['case', ['boolean', ['get', 'selected'], false], 0.75, 0] } },
+    { id: 'units-line', type: 'line', source: 'units', minzoom: 14, paint: { 'line-color': '#6c5b7b', 'line-width': 0.4, 'line-opacity': 0.6 } },
+    { id: 'proposal-label', type: 'symbol', source: 'proposal', layout: { 'text-field': ['coalesce', ['get', 'label_text'], ''], 'text-size': 11, 'text-font': ['Noto Sans Regular'] }, paint: { 'text-color': '#2d0b3a', 'text-halo-color': '#fff', 'text-halo-width': 1.5 } },
     { id: 'warnings-fill', type: 'fill', source: 'warnings', paint: { 'fill-color': ['coalesce', ['get', 'color'], '#e60000'], 'fill-opacity': 0.18 } },
     { id: 'warnings-line', type: 'line', source: 'warnings', paint: { 'line-color': ['coalesce', ['get', 'color'], '#e60000'], 'line-width': 2.5, 'line-dasharray': [4, 2] } },
     { id: 'impact-fill', type: 'fill', source: 'impact', paint: { 'fill-color': '#e60000', 'fill-opacity': 0.15 } },
@@ -316,7 +320,7 @@ export function buildStyle(view) {
   layers.forEach((l, i) => { if (LABEL_POINTS[l.id]) layers[i] = labelPointLayer(l); });
   const labels = layers.filter((l) => LABELS[l.id] && l.metadata && l.metadata.label && !pointLabelled.has(l.id))
     .map((l) => labelLayer(l, LABELS[l.id], l.metadata.label));
-  ['proposal', 'warnings', 'impact', 'highlight'].forEach((k) => { style.sources[k] = { type: 'geojson', data: state.overlays[k] }; });
+  ['proposal', 'units', 'warnings', 'impact', 'highlight'].forEach((k) => { style.sources[k] = { type: 'geojson', data: state.overlays[k] }; });
   style.sources[DRAW_SOURCE] = { type: 'geojson', data: draw ? draw.data() : empty() };
   const fills = layers.filter((l) => l.type === 'fill');
   const rest = layers.filter((l) => l.type !== 'fill');
@@ -680,6 +684,10 @@ function showPopup(lngLat, hits, index) {
 
 function onMapClick(e) {
   if (draw && draw.active) return;
+  if (state.pickUnit && state.tab === 'partition') {
+    const unit = map.queryRenderedFeatures(e.point, { layers: ['units-fill'] })[0];
+    if (unit) { state.pickUnit(unit.properties); return; }
+  }
   const seen = new Set();
   const hits = map.queryRenderedFeatures(e.point, { layers: interactiveLayers() })
     .filter((f) => { const k = `${f.layer.id}:${f.id ?? JSON.stringify(f.properties)}`; if (seen.has(k)) return false; seen.add(k); return true; })

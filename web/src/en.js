@@ -130,6 +130,13 @@ export const EN = {
   '方案已生成，地图上为预览（颜色：户数偏差）。确认无误后可提交生效。':
     'Proposal ready: previewed on the map (colour = household deviation). Commit it when it looks right.',
   '方案已提交生效。': 'Proposal committed.',
+  '方案已生成，地图上为预览（颜色：户数偏差）。可在地图上调整，确认无误后提交生效。':
+    'Proposal ready: previewed on the map (colour = household deviation). Adjust it on the map, then commit it.',
+  方案编号: 'Proposal no.', 自动生成时的质量报告: 'Quality report as proposed', 打开方案: 'Open', 调整方案: 'Adjust the proposal', 选中单元: 'Selected unit', 未选择: 'none',
+  移入网格: 'Move into grid', 移动: 'Move', 合并: 'Merge', 并入: 'absorbing', 拆分: 'Split', 拆分为两个: 'Split in two',
+  紧凑度: 'Compactness', 连片: 'One piece', 是: 'yes',
+  '在地图上单击一个单元（街区或楼栋单元）将其选中，再选择相邻网格移入；也可合并两个相邻网格或拆分一个网格。每次调整都重新校验连片和户数均衡，不连片的调整会被拒绝。':
+    'Click a unit (street block or building cell) on the map to select it, then pick a neighbouring grid to move it into; or merge two adjacent grids, or split one. Every edit re-checks contiguity and balance; an edit that breaks a grid in pieces is refused.',
   计算中: 'computing', 待确认: 'ready', 失败: 'failed', 已生效: 'committed', 已作废: 'superseded',
   网格数: 'Grids', 允许偏差: 'Tolerance', 偏差在允许范围内: 'Within tolerance', '偏差超过 ±20% 的网格': 'Grids beyond ±20%',
   '连片（一整块）占比': 'In one piece', '边界沿街道/河流占比': 'Boundary on streets/rivers', 社区数: 'Villages',
@@ -202,6 +209,13 @@ export const PATTERNS = [
   [/^(\d+) \/ (\d+)$/, '$1 / $2'],
   [/^方案 #(\d+)（(.+)）$/, 'Proposal #$1 ($2)'],
   [/^方案状态：(.+)$/, 'Proposal status: $1'],
+  [/^已打开方案 #(\d+)。$/, 'Opened proposal #$1.'],
+  [/^([\d,]+) 个网格：([\d,]+) 个户数在允许偏差内，([\d,]+) 个连片$/, '$1 grids: $2 within tolerance, $3 in one piece'],
+  [/^单元 (\d+)（([\d,]+)户，现属 (.+)）$/, 'Unit $1 ($2 households, now in $3)'],
+  [/^(\d+)（([\d,]+)户）$/, '$1 ($2 households)'],
+  [/^([\d,]+) 块$/, '$1 pieces'],
+  [/^调整被拒绝：(.+)$/, 'Edit refused: $1'],
+  [/^已(移动单元|合并网格|拆分网格)，校验通过：各网格连片(.*)。$/, 'Done ($1); checked: every grid in one piece$2.'],
   [/^需联系的网格责任人（([\d,]+)）$/, 'Grid staff to call ($1)'],
   [/^圆形，半径 ([\d,.]+) 米，面积 ([\d,.]+) 平方公里，涉及 ([\d,]+) 个村（社区）、([\d,]+) 个网格$/,
     'Circle, radius $1 m, area $2 km², $3 villages, $4 grids'],

@@ -78,7 +78,10 @@ function renderGrids(el, ctx) {
 }
 
 // ---------------------------------------------------------------- 网格规划: partition proposals
-const partitionUi = { township: '', community: '', target: 400, proposal: null, busy: false, message: '' };
+const partitionUi = {
+  township: '', community: '', target: 400, proposal: null, busy: false, message: '',
+  unit: null, edit: null, // the unit picked on the map; the last edit's outcome {ok, text}
+};
 
 function deviationColor(d) {
   const a = Math.abs(d);
@@ -107,9 +110,10 @@ async function renderPartition(el, ctx) {
       <button type="button" class="danger" id="pt-commit" ${may && p && p.status === 'ready' && !partitionUi.busy ? '' : 'disabled'}>提交生效</button>
       <button type="button" class="secondary" id="pt-clear" ${p ? '' : 'disabled'}>清除预览</button>
     </div>
+    <div class="form-row"><label>方案编号</label><input type="number" id="pt-open-id" min="1" step="1" value="${p ? p.id : ''}"><button type="button" class="secondary" id="pt-open">打开方案</button></div>
     <div id="pt-message" class="note">${escapeHtml(partitionUi.message)}</div>
-    ${p ? `<h3>方案 #${p.id}（${escapeHtml(statusZh(p.status))}）</h3>${q ? qualityHtml(q) : ''}
-      ${proposalTable(p)}` : ''}`;
+    ${p ? `<h3>方案 #${p.id}（${escapeHtml(statusZh(p.status))}）</h3>
+      ${p.status === 'ready' ? editHtml(p, may) : ''}${proposalTable(p)}${q ? `<h3>自动生成时的质量报告</h3>${qualityHtml(q)}` : ''}` : ''}`;
   el.querySelector('#pt-township').addEventListener('change', (e) => { partitionUi.township = e.target.value; partitionUi.community = ''; renderPartition(el, ctx); });
   el.querySelector('#pt-community').addEventListener('change', (e) => {
     partitionUi.community = e.target.value;
@@ -117,9 +121,21 @@ async function renderPartition(el, ctx) {
     renderPartition(el, ctx);
   });
   el.querySelector('#pt-target').addEventListener('input', (e) => { partitionUi.target = Number(e.target.value) || 400; });
-  el.querySelector('#pt-clear').addEventListener('click', () => { partitionUi.proposal = null; partitionUi.message = ''; ctx.setOverlay('proposal', null); renderPartition(el, ctx); });
+  el.querySelector('#pt-clear').addEventListener('click', () => {
+    Object.assign(partitionUi, { proposal: null, unit: null, edit: null, message: '' });
+    ctx.setOverlay('proposal', null);
+    ctx.setOverlay('units', null);
+    renderPartition(el, ctx);
+  });
   el.querySelector('#pt-propose').addEventListener('click', () => propose(el, ctx));
   el.querySelector('#pt-commit').addEventListener('click', () => commit(el, ctx));
+  el.querySelector('#pt-open').addEventListener('click', () => {
+    const id = Number(el.querySelector('#pt-open-id').value);
+    if (id >= 1) openProposal(el, ctx, id);
+  });
+  bindEdits(el, ctx, may);
+  const said = el.querySelector('#pt-edit-message');
+  if (partitionUi.edit && said) said.scrollIntoView({ block: 'nearest' });
 }
 
 function statusZh(s) {
@@ -147,8 +163,128 @@ function proposalFeatures(p) {
 function proposalTable(p) {
   const fs = proposalFeatures(p);
   if (!fs.length) return '';
-  return `<div class="table-wrap"><table class="data" id="pt-table"><tr><th>网格编码</th><th class="num">户数</th><th class="num">偏差</th><th class="num">紧凑度</th></tr>
-    ${fs.map((f) => { const r = f.properties || {}; return `<tr data-code="${escapeHtml(r.grid_code || '')}"><td>${escapeHtml(r.grid_code || r.label || '')}</td><td class="num">${fmt(r.households)}</td><td class="num">${r.deviation !== undefined ? pct(r.deviation) : '—'}</td><td class="num">${r.polsby_popper !== undefined ? Number(r.polsby_popper).toFixed(2) : '—'}</td></tr>`; }).join('')}</table></div>`;
+  const tol = (p.params && p.params.tolerance) || 0.1;
+  const balanced = fs.filter((f) => f.properties.deviation === null || Math.abs(f.properties.deviation) <= tol + 1e-9).length;
+  const whole = fs.filter((f) => (f.properties.pieces ?? 1) === 1).length;
+  return `<div class="note" id="pt-balance">${fmt(fs.length)} 个网格：${fmt(balanced)} 个户数在允许偏差内，${fmt(whole)} 个连片</div>
+    <div class="table-wrap"><table class="data" id="pt-table"><tr><th>网格编码</th><th class="num">户数</th><th class="num">偏差</th><th class="num">紧凑度</th><th class="num">连片</th></tr>
+    ${fs.map((f) => { const r = f.properties || {}; const off = r.deviation !== null && r.deviation !== undefined && Math.abs(r.deviation) > tol + 1e-9; return `<tr data-code="${escapeHtml(r.grid_code || '')}" data-label="${r.label}" class="${off || (r.pieces ?? 1) !== 1 ? 'flag' : ''}"><td>${escapeHtml(r.grid_code || r.label || '')}</td><td class="num">${fmt(r.households)}</td><td class="num">${r.deviation !== undefined && r.deviation !== null ? pct(r.deviation) : '—'}</td><td class="num">${r.polsby_popper !== undefined ? Number(r.polsby_popper).toFixed(2) : '—'}</td><td class="num">${(r.pieces ?? 1) === 1 ? '是' : `<span class="error-text">${fmt(r.pieces)} 块</span>`}</td></tr>`; }).join('')}</table></div>`;
+}
+
+// ---------------------------------------------------------------- 网格规划: editing a proposal
+// Each edit goes to POST /grids/proposals/{id}/edits, which validates it (contiguity: a refused
+// edit changes nothing, 422) and re-dissolves the grids; the page then re-reads the proposal,
+// so the table, the map and the checks always show the database's figures.
+
+function communityGrids(p) {
+  return proposalFeatures(p).filter((f) => f.properties.community_code === partitionUi.community)
+    .sort((a, b) => a.properties.label - b.properties.label);
+}
+
+function gridOption(f, selected) {
+  const r = f.properties;
+  return `<option value="${r.label}" ${selected === r.label ? 'selected' : ''}>${escapeHtml((r.grid_code || '').slice(-3))}（${fmt(r.households)}户）</option>`;
+}
+
+function editHtml(p, may) {
+  const grids = communityGrids(p);
+  const u = partitionUi.unit;
+  const home = u ? grids.find((f) => f.properties.label === u.label) : null;
+  const dis = may && !partitionUi.busy ? '' : 'disabled';
+  const e = partitionUi.edit;
+  return `<h3>调整方案</h3>
+    <div class="note">在地图上单击一个单元（街区或楼栋单元）将其选中，再选择相邻网格移入；也可合并两个相邻网格或拆分一个网格。每次调整都重新校验连片和户数均衡，不连片的调整会被拒绝。</div>
+    <div class="form-row"><label>选中单元</label><span id="pt-unit">${u ? `单元 ${u.idx}（${fmt(u.households)}户，现属 ${escapeHtml(home ? home.properties.grid_code.slice(-3) : String(u.label))}）` : '未选择'}</span></div>
+    <div class="form-row"><label>移入网格</label><select id="pt-move-to" ${dis}>${grids.filter((f) => !u || f.properties.label !== u.label).map((f) => gridOption(f)).join('')}</select>
+      <button type="button" class="primary" id="pt-move" ${may && u && !partitionUi.busy ? '' : 'disabled'}>移动</button></div>
+    <div class="form-row"><label>合并</label><select id="pt-merge-a" ${dis}>${grids.map((f, i) => gridOption(f, i === 0 ? f.properties.label : null)).join('')}</select>
+      <label>并入</label><select id="pt-merge-b" ${dis}>${grids.map((f, i) => gridOption(f, i === 1 ? f.properties.label : null)).join('')}</select>
+      <button type="button" class="secondary" id="pt-merge" ${dis}>合并</button></div>
+    <div class="form-row"><label>拆分</label><select id="pt-split-grid" ${dis}>${grids.map((f) => gridOption(f)).join('')}</select>
+      <button type="button" class="secondary" id="pt-split" ${dis}>拆分为两个</button></div>
+    <div id="pt-edit-message" class="note ${e && !e.ok ? 'error-text' : ''}">${e ? escapeHtml(e.text) : ''}</div>`;
+}
+
+function bindEdits(el, ctx, may) {
+  const p = partitionUi.proposal;
+  const editing = Boolean(p && p.status === 'ready' && p.units);
+  ctx.state.pickUnit = editing ? (props) => {
+    partitionUi.unit = { idx: Number(props.idx), label: Number(props.label), households: Number(props.households) };
+    ctx.hooks.pickedUnit = partitionUi.unit;
+    showUnits(ctx);
+    renderPartition(el, ctx);
+  } : null;
+  if (!editing || !may) return;
+  const code = partitionUi.community;
+  const value = (sel) => Number(el.querySelector(sel).value);
+  el.querySelector('#pt-move').addEventListener('click', () => edit(el, ctx, { op: 'move', community_code: code, unit: partitionUi.unit.idx, to_label: value('#pt-move-to') }));
+  el.querySelector('#pt-merge').addEventListener('click', () => edit(el, ctx, { op: 'merge', community_code: code, labels: [value('#pt-merge-a'), value('#pt-merge-b')] }));
+  el.querySelector('#pt-split').addEventListener('click', () => edit(el, ctx, { op: 'split', community_code: code, labels: [value('#pt-split-grid')] }));
+}
+
+const OPS_ZH = { move: '移动单元', merge: '合并网格', split: '拆分网格' };
+
+async function edit(el, ctx, body) {
+  const p = partitionUi.proposal;
+  partitionUi.busy = true;
+  renderPartition(el, ctx);
+  try {
+    const report = await ctx.api(`/grids/proposals/${p.id}/edits`, { method: 'POST', body });
+    const warn = (report.warnings || []).map((w) => `${fmt(w.households)}户超出 ${p.params.target}±${Math.round((p.params.tolerance || 0.1) * 100)}%`);
+    partitionUi.edit = { ok: true, text: `已${OPS_ZH[body.op]}，校验通过：各网格连片${warn.length ? `；提示：${warn.join('，')}` : '，户数均在允许偏差内'}。` };
+    ctx.hooks.lastEdit = { ok: true, body, report };
+    partitionUi.unit = null;
+    await loadProposal(ctx, p.id);
+  } catch (err) {
+    if (isAbort(err)) throw err;
+    partitionUi.edit = { ok: false, text: `调整被拒绝：${err.message}` };
+    ctx.hooks.lastEdit = { ok: false, body, status: err.status, message: err.message };
+  }
+  partitionUi.busy = false;
+  renderPartition(el, ctx);
+}
+
+function showUnits(ctx) {
+  const p = partitionUi.proposal;
+  const sel = partitionUi.unit ? partitionUi.unit.idx : -1;
+  const fs = p && p.units ? p.units.features.map((f) => ({ ...f, properties: { ...f.properties, selected: f.properties.idx === sel } })) : [];
+  ctx.setOverlay('units', { type: 'FeatureCollection', features: fs });
+}
+
+/** Read a proposal (with the chosen community's units once it is ready) and draw it. */
+async function loadProposal(ctx, id) {
+  let p = await ctx.api(`/grids/proposals/${id}`);
+  if (p.status === 'ready' || p.status === 'committed') {
+    if (!p.community_codes.includes(partitionUi.community)) partitionUi.community = p.community_codes[0];
+    partitionUi.township = partitionUi.community.slice(0, 9);
+    if (p.status === 'ready') p = await ctx.api(`/grids/proposals/${id}?units=${partitionUi.community}`);
+  }
+  partitionUi.proposal = p;
+  const fs = proposalFeatures(p).map((f) => ({
+    ...f,
+    properties: { ...f.properties, color: deviationColor(f.properties.deviation || 0), label_text: `${(f.properties.grid_code || '').slice(-3)}\n${fmt(f.properties.households)}户` },
+  }));
+  ctx.setOverlay('proposal', { type: 'FeatureCollection', features: fs });
+  showUnits(ctx);
+  ctx.hooks.lastProposal = p;
+  return p;
+}
+
+async function openProposal(el, ctx, id) {
+  partitionUi.busy = true;
+  partitionUi.unit = null;
+  partitionUi.edit = null;
+  renderPartition(el, ctx);
+  try {
+    const p = await loadProposal(ctx, id);
+    partitionUi.message = `已打开方案 #${p.id}。`;
+    if (p.bbox) ctx.fitBbox(p.bbox);
+  } catch (err) {
+    if (isAbort(err)) throw err;
+    partitionUi.message = err.message;
+  }
+  partitionUi.busy = false;
+  renderPartition(el, ctx);
 }
 
 async function propose(el, ctx) {
@@ -161,19 +297,15 @@ async function propose(el, ctx) {
     let p = null;
     for (let i = 0; i < 240; i += 1) {
       // eslint-disable-next-line no-await-in-loop
-      p = await api(`/grids/proposals/${job.id}`);
+      p = await api(`/grids/proposals/${job.id}?geometry=false`);
       if (p.status !== 'running' && p.status !== 'pending') break;
       // eslint-disable-next-line no-await-in-loop
       await new Promise((r) => { setTimeout(r, 1000); });
     }
-    partitionUi.proposal = p;
-    partitionUi.message = p.status === 'ready' ? '方案已生成，地图上为预览（颜色：户数偏差）。确认无误后可提交生效。' : (p.error || `方案状态：${statusZh(p.status)}`);
-    const fs = proposalFeatures(p).map((f) => ({
-      ...f,
-      properties: { ...f.properties, color: deviationColor(f.properties.deviation || 0), label: `${(f.properties.grid_code || '').slice(-3)}\n${fmt(f.properties.households)}户` },
-    }));
-    ctx.setOverlay('proposal', { type: 'FeatureCollection', features: fs });
-    ctx.hooks.lastProposal = p;
+    partitionUi.unit = null;
+    partitionUi.edit = null;
+    p = await loadProposal(ctx, job.id);
+    partitionUi.message = p.status === 'ready' ? '方案已生成，地图上为预览（颜色：户数偏差）。可在地图上调整，确认无误后提交生效。' : (p.error || `方案状态：${statusZh(p.status)}`);
   } catch (err) {
     partitionUi.message = err.message;
   }
@@ -191,7 +323,10 @@ async function commit(el, ctx) {
     await ctx.api(`/grids/proposals/${p.id}/commit`, { method: 'POST' });
     partitionUi.message = '方案已提交生效。';
     partitionUi.proposal = null;
+    partitionUi.unit = null;
+    partitionUi.edit = null;
     ctx.setOverlay('proposal', null);
+    ctx.setOverlay('units', null);
     ctx.hooks.lastCommit = p.id;
     ctx.state.gridMetrics = null;
     ctx.loadGridMetrics();
