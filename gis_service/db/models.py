@@ -1376,3 +1376,32 @@ for _table in ("grid_proposal_unit", "grid_proposal_grid"):
     Base.metadata.tables[_table].append_column(
         Column("special", ARRAY(Text), nullable=False, server_default=text("'{}'::text[]"))
     )
+
+
+# ---------------------------------------------------------------------------
+# Query speed, migration 0018: metre questions on the small point/zone tables of locate
+# ---------------------------------------------------------------------------
+Index(
+    "ix_shelter_geography",
+    text("(geom::geography)"),
+    _table=Base.metadata.tables["shelter"],
+    postgresql_using="gist",
+)
+Index(
+    "ix_shelter_open_geography",
+    text("(geom::geography)"),
+    _table=Base.metadata.tables["shelter"],
+    postgresql_using="gist",
+    postgresql_where=text("status IN ('open', 'opening') AND capacity > current_occupancy"),
+)
+Index(
+    "ix_geohazard_point_geography",
+    text("(geom::geography)"),
+    _table=Base.metadata.tables["geohazard_point"],
+    postgresql_using="gist",
+)
+Index(
+    "ix_geohazard_zone_geom_spgist",
+    Base.metadata.tables["geohazard_zone"].c.geom,
+    postgresql_using="spgist",
+)

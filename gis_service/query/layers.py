@@ -27,6 +27,8 @@ class QueryLayer:
     where: str = "TRUE"
     geometry: str = "geom"
     polygonal: bool = False
+    #: A GiST index on ``(geom::geography)`` exists (migration 0018): metre questions use it.
+    geography_index: bool = False
 
 
 LAYERS: dict[str, QueryLayer] = {
@@ -59,6 +61,7 @@ LAYERS: dict[str, QueryLayer] = {
                 "grid_code",
             ),
             where="NOT t.closed",
+            geography_index=True,
         ),
         QueryLayer(
             "geohazard_zones",
@@ -81,6 +84,7 @@ LAYERS: dict[str, QueryLayer] = {
                 "admin_code",
                 "grid_code",
             ),
+            geography_index=True,
         ),
         QueryLayer(
             "facilities",

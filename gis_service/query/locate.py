@@ -28,11 +28,10 @@ from gis_service.query.layers import scope_sql
 from gis_service.query.sqlparts import (
     cached_text,
     distance_sql,
-    expand_sql,
-    knn_bound_sql,
+    knn_bound_geography_sql,
     use_custom_plans,
     use_generic_plans,
-    within_sql,
+    within_geography_sql,
 )
 
 #: Geological-hazard points within this many metres count as "there" (plus any whose risk
@@ -54,16 +53,18 @@ def _main_sql(scope: str | None, *, batch: bool) -> str:
     s_village = scope_sql("a.code", scope, per_row=not batch, hashed=batch)
     s_grid = scope_sql("g.community_code", scope, per_row=not batch, hashed=batch)
     s_t = scope_sql("t.admin_code", scope, per_row=not batch, hashed=batch)
-    near_any = knn_bound_sql("shelter", s_t, "pts.p", "1")
-    near_open = knn_bound_sql("shelter", f"{s_t} AND {OPEN_SHELTER}", "pts.p", "1")
+    # Shelters and hazard points are few (hundreds): their geography indexes (migration
+    # 0018; the open shelters have their own partial one) answer a probe for a fraction
+    # of the CPU of the geometry index.
+    near_any = knn_bound_geography_sql("shelter", s_t, "pts.p", "1")
+    near_open = knn_bound_geography_sql("shelter", f"{s_t} AND {OPEN_SHELTER}", "pts.p", "1")
 
     def nearest(bound: str, where: str) -> str:
-        # The nearest in metres lies within the bound (the metres to the index-nearest row),
-        # so it is the nearest of the rows in the bound's degree box: one spheroid distance
-        # per row of the box, no radius test.
+        # The nearest in metres lies within the bound (the metres to the sphere-nearest
+        # row): one spheroid distance per row within it.
         return (
             f"SELECT t.id, {distance_sql('t.geom', 'pts.p')} AS d FROM shelter t"
-            f" WHERE {where} AND t.geom && {expand_sql('pts.p', 'pts.lat', bound)}"
+            f" WHERE {where} AND {within_geography_sql('t.geom', 'pts.p', bound)}"
             " ORDER BY d, t.id LIMIT 1"
         )
 
@@ -101,7 +102,7 @@ LEFT JOIN LATERAL (
         SELECT t.id, {distance_sql("t.geom", "pts.p")} AS d FROM geohazard_point t
         WHERE NOT t.closed AND {s_t} AND t.id IN (
             SELECT t2.id FROM geohazard_point t2
-            WHERE {within_sql("t2.geom", "pts.p", "pts.lat", ":gh_r")}
+            WHERE {within_geography_sql("t2.geom", "pts.p", ":gh_r")}
             UNION
             SELECT t3.id FROM geohazard_zone zz JOIN geohazard_point t3
               ON t3.geom && zz.geom AND ST_Intersects(zz.geom, t3.geom)
@@ -324,8 +325,8 @@ async def locate_points(
     lat: np.ndarray[Any, Any],
     *,
     cache: details.DetailCache | None = None,
-) -> list[Located]:
     after: int | None = None,
+) -> list[Located]:
     """Locate storage-coordinate points (already validated) for ``principal``.
 
     Args:
@@ -334,8 +335,8 @@ async def locate_points(
         lon: CGCS2000 longitudes.
         lat: CGCS2000 latitudes.
         cache: the worker's ready details (None: read them with the answer).
-
         after: the request's change-feed ticket (its principal check's round serves here).
+
     Returns:
         One :class:`Located` per input point, in input order.
     """
@@ -358,8 +359,8 @@ async def locate_many(
     *,
     lanes: int = BATCH_LANES,
     cache: details.DetailCache | None = None,
-) -> list[Located]:
     after: int | None = None,
+) -> list[Located]:
     """:func:`locate_points` for a batch, its chunks shared by ``lanes`` transactions at once.
 
     The statements are CPU-bound in PostgreSQL, one backend per connection: two lanes use
@@ -431,8 +432,8 @@ async def locate_point(
     point: tuple[float, float],
     *,
     cache: details.DetailCache | None = None,
-) -> Located:
     after: int | None = None,
+) -> Located:
     """:func:`locate_points` for one storage-coordinate point."""
     (hit,) = await locate_points(
         conn, principal, np.array([point[0]]), np.array([point[1]]), cache=cache, after=after

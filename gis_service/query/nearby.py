@@ -18,8 +18,10 @@ from gis_service.query.layers import QueryLayer, scope_sql
 from gis_service.query.sqlparts import (
     cached_text,
     distance_sql,
+    knn_bound_geography_sql,
     knn_bound_sql,
     use_generic_plans,
+    within_geography_sql,
     within_sql,
 )
 
@@ -68,13 +70,21 @@ _POINT_CTE = (
 )
 
 
+def _within(layer: QueryLayer, radius: str) -> str:
+    """The radius test on the layer's geometry through the index it has."""
+    geom = "t." + layer.geometry
+    if layer.geography_index:
+        return within_geography_sql(geom, "q.p", radius)
+    return within_sql(geom, "q.p", "q.lat", radius)
+
+
 def _nearby_sql(layer: QueryLayer, scope: str | None) -> str:
     where = f"{layer.where} AND {scope_sql('t.' + layer.scope_column, scope, per_row=True)}"
     return f"""
 WITH {_POINT_CTE},
 hits AS (
     SELECT t.id, {distance_sql("t." + layer.geometry, "q.p")} AS d FROM {layer.table} t, q
-    WHERE {where} AND {within_sql("t." + layer.geometry, "q.p", "q.lat", ":r")}
+    WHERE {where} AND {_within(layer, ":r")}
 )
 SELECT c.total, pg.* FROM (SELECT count(*) AS total FROM hits) c
 LEFT JOIN LATERAL (
@@ -133,7 +143,8 @@ async def nearby(
 
 def _nearest_sql(layer: QueryLayer, scope: str | None) -> str:
     where = f"{layer.where} AND {scope_sql('t.' + layer.scope_column, scope, per_row=True)}"
-    bound = knn_bound_sql(layer.table, where, "q.p", ":k")
+    knn_bound = knn_bound_geography_sql if layer.geography_index else knn_bound_sql
+    bound = knn_bound(layer.table, where, "q.p", ":k")
     return f"""
 WITH {_POINT_CTE},
 b AS MATERIALIZED (SELECT {bound} AS r FROM q)
@@ -141,7 +152,7 @@ SELECT t.id, {distance_sql("t." + layer.geometry, "q.p")} AS d,
        ST_X(ST_PointOnSurface(t.{layer.geometry})) AS x,
        ST_Y(ST_PointOnSurface(t.{layer.geometry})) AS y, {_columns(layer)}
 FROM {layer.table} t, q, b
-WHERE {where} AND {within_sql("t." + layer.geometry, "q.p", "q.lat", "b.r")}
+WHERE {where} AND {_within(layer, "b.r")}
 ORDER BY d, t.id LIMIT :k
 """
 
