@@ -37,6 +37,7 @@ const LABELS = {
   geohazard_points: { minzoom: 14, size: 11, color: '#7c2d12', offset: true },
   survey_facilities: { minzoom: 16, size: 10, color: '#4c1d95', offset: true },
 };
+const UNASSIGNED = 'grids-unassigned';
 /** Label-point layer → the polygon layer it names (its label settings in LABELS). */
 const LABEL_POINTS = { township_labels: 'townships', community_labels: 'communities', grid_labels: 'grids' };
 const FONT_FAMILY = "'WenQuanYi Micro Hei', 'Noto Sans SC', 'Microsoft YaHei', sans-serif";
@@ -311,7 +312,7 @@ export function buildStyle(view) {
       metadata: { parent: 'grids' }, paint: { 'line-color': '#483d8b', 'line-width': 0.8, 'line-opacity': 0.7 },
     });
     extra.push({
-      id: 'grids-unassigned', type: 'line', source: gridsDef.source, 'source-layer': 'grids', minzoom: gridsDef.minzoom,
+      id: UNASSIGNED, type: 'line', source: gridsDef.source, 'source-layer': 'grids', minzoom: gridsDef.minzoom,
       metadata: { parent: 'grids' },
       paint: { 'line-color': '#e60000', 'line-width': 3, 'line-dasharray': [2, 1], 'line-opacity': ['case', ['boolean', ['feature-state', 'unassigned'], false], 1, 0] },
     });
@@ -338,10 +339,27 @@ export function buildStyle(view) {
       l.paint = { ...l.paint, 'fill-antialias': false };
       delete l.paint['fill-outline-color'];
     }
+    oneProgram(l);
   });
   style.layers.forEach((l) => applyLayerState(l));
   return style;
 }
+
+// MapLibre compiles one shader program per layer type *and* per set of data-driven paint
+// properties: a fill with a constant colour and a fill coloured by a property are two
+// programs, as are circles of constant and of data-driven radius. Compiling is most of the
+// first map's CPU with software GL, so constant colours and radii of fills and circles are
+// written as (trivially) data-driven ones: every fill, every circle, shares one program.
+const SHARED_PROGRAM = { fill: ['fill-color'], circle: ['circle-color', 'circle-radius'] };
+const CONSTANT = ['has', '__constant'];
+function oneProgram(l) {
+  (SHARED_PROGRAM[l.type] || []).forEach((p) => {
+    const v = l.paint && l.paint[p];
+    if (v !== undefined && !Array.isArray(v)) l.paint[p] = ['case', CONSTANT, v, v];
+  });
+}
+/** The constant behind oneProgram's wrapping (the legend shows it). */
+function constantOf(v) { return Array.isArray(v) && v[0] === 'case' && Array.isArray(v[1]) && v[1][1] === CONSTANT[1] ? v[2] : v; }
 
 function layerName(l) { return (l.metadata && l.metadata.parent) || l.id; }
 
@@ -349,7 +367,7 @@ function applyLayerState(l) {
   const name = layerName(l);
   if (!(name in state.catalogue)) return;
   l.layout = l.layout || {};
-  l.layout.visibility = state.visible[name] ? 'visible' : 'none';
+  l.layout.visibility = state.visible[name] && (l.id !== UNASSIGNED || state.unassigned.size) ? 'visible' : 'none';
   const factor = state.opacity[name] ?? 1;
   if (factor !== 1 && l.id === name) {
     (OPACITY_PROPS[l.type] || []).forEach((p) => {
@@ -507,6 +525,8 @@ function applyFeatureStates() {
   state.gridMetrics.forEach((r) => {
     map.setFeatureState({ source, sourceLayer: 'grids', id: r.grid_code }, { unassigned: state.unassigned.has(r.grid_code) });
   });
+  // shown only while some grid has no worker: a dashed line is a shader program of its own
+  if (map.getLayer(UNASSIGNED)) map.setLayoutProperty(UNASSIGNED, 'visibility', state.visible.grids && state.unassigned.size ? 'visible' : 'none');
 }
 
 /** Resolves when the map has finished loading and rendering (tests and PNG export). */
@@ -581,7 +601,7 @@ function setOpacity(name, value) {
 
 function colorOf(layer) {
   const p = layer.paint || {};
-  return p['fill-color'] ?? p['line-color'] ?? p['circle-color'];
+  return constantOf(p['fill-color'] ?? p['line-color'] ?? p['circle-color']);
 }
 
 function legendBlock(name, built) {
@@ -921,7 +941,7 @@ async function runSearch(text) {
       hz.forEach((f) => results.push({ tag: '隐患', title: f.properties.title, sub: f.properties.hazard_no, go: () => showFeature(f.geometry) }));
     } else if (/^[0-9A-Z]{18}$/i.test(query)) {
       // 统一社会信用代码 (18 characters; no grid, admin or hazard code has that form).
-      const found = await api(`/web/search/uscc?uscc=${encodeURIComponent(query.toUpperCase())}`, { signal });
+      const found = await api(`/enterprises?uscc=${encodeURIComponent(query.toUpperCase())}`, { signal });
       found.items.forEach((e) => results.push({
         tag: '企业', title: e.name, sub: e.uscc,
         go: () => showFeature({ type: 'Point', coordinates: [e.lon, e.lat] }),
