@@ -77,28 +77,28 @@ def test_tianditu_key_is_checked() -> None:
 
 
 def test_uscc_search_in_scope(client: TestClient, conn: psycopg.Connection[Any]) -> None:
-    """The search box's 统一社会信用代码 lookup: the row the database holds, in scope only."""
+    """`GET /enterprises?uscc=` (the search box's lookup): the row the database holds, in scope only."""
     uscc, name, lon, lat = conn.execute(
         "SELECT uscc, name, ST_X(geom), ST_Y(geom) FROM enterprise"
         " WHERE admin_code LIKE '430204%' AND uscc IS NOT NULL ORDER BY id LIMIT 1"
     ).fetchone()
-    r = client.get("/web/search/uscc", params={"uscc": uscc.lower()}, headers=auth("a_viewer"))
+    r = client.get("/enterprises", params={"uscc": uscc.lower()}, headers=auth("a_viewer"))
     assert r.status_code == 200
     (item,) = r.json()["items"]
     assert (item["uscc"], item["name"]) == (uscc, name)
     assert (item["lon"], item["lat"]) == pytest.approx((lon, lat), abs=1e-9)
     # Another county's user does not learn that it exists.
-    foreign = client.get("/web/search/uscc", params={"uscc": uscc}, headers=auth("b_admin"))
+    foreign = client.get("/enterprises", params={"uscc": uscc}, headers=auth("b_admin"))
     assert foreign.status_code == 200
     assert foreign.json()["items"] == []
-    assert client.get("/web/search/uscc", params={"uscc": uscc}).status_code == 401
+    assert client.get("/enterprises", params={"uscc": uscc}).status_code == 401
 
 
 @pytest.mark.parametrize(
     "bad", ["", "12345", "91430204302198390R1", "9143020430219839😀", "9143 204302198390R"]
 )
 def test_uscc_search_refuses_malformed_codes(client: TestClient, bad: str) -> None:
-    r = client.get("/web/search/uscc", params={"uscc": bad}, headers=auth("a_viewer"))
+    r = client.get("/enterprises", params={"uscc": bad}, headers=auth("a_viewer"))
     assert 400 <= r.status_code < 500
     assert r.headers["content-type"].startswith("application/problem+json")
     assert "uscc" in r.text

@@ -7,17 +7,14 @@ package), never the whole ``node_modules`` tree; nothing is fetched from a CDN.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
 
-from fastapi import FastAPI, Query, Request
+from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from starlette.responses import FileResponse, Response
 from starlette.staticfiles import StaticFiles
 
 from gis_service import __version__
-from gis_service.api.deps import CurrentUser, DbDep
 from gis_service.api.routes import router
-from gis_service.domain import enterprises
 from gis_service.settings import Settings
 
 api = router("web")
@@ -49,23 +46,6 @@ async def web_config(request: Request) -> JSONResponse:
         },
         headers=NO_CACHE,
     )
-
-
-#: 统一社会信用代码 as stored (GB 32100: 18 upper-case letters and digits); lower case accepted.
-UsccQuery = Annotated[
-    str, Query(pattern=r"^[0-9A-Za-z]{18}$", description="统一社会信用代码（18 位）")
-]
-
-
-@api.get("/web/search/uscc", summary="Find an enterprise by its 统一社会信用代码 (in my area)")
-async def search_uscc(uscc: UsccQuery, user: CurrentUser, db: DbDep) -> dict[str, Any]:
-    """The search box's USCC lookup (the OGC collection does not publish the code).
-
-    Exact match on the unique column, area scoped like every read; ``items`` is empty when
-    no enterprise of the caller's area has it.
-    """
-    async with db.tx() as conn:
-        return {"items": await enterprises.find_by_uscc(conn, user, uscc)}
 
 
 def mount(app: FastAPI, web_dir: Path) -> None:
