@@ -76,6 +76,12 @@ MARKS_JS = """() => Object.fromEntries(performance.getEntriesByType('mark')
     .filter((m) => m.name.startsWith('gis:')).map((m) => [m.name.slice(4), m.startTime / 1000]))"""
 
 
+#: Shader programs MapLibre compiled for the first map (its painter's program cache; an
+#: internal of maplibre-gl 5: -1 when absent). Each is a compile on SwiftShader.
+PROGRAMS_JS = """() => { const c = window.__gis.map.painter && window.__gis.map.painter.cache;
+    return c ? Object.keys(c).length : -1; }"""
+
+
 def one_load(page: Any, url: str, server_pid: int) -> dict[str, float]:
     """Open the page and wait for its first map; marks, wall and CPU seconds."""
     me = os.getpid()
@@ -90,6 +96,7 @@ def one_load(page: Any, url: str, server_pid: int) -> dict[str, float]:
     assert errors == 0, "the map reported errors"
     return {
         **marks,
+        "programs": page.evaluate(PROGRAMS_JS),
         "wall": wall,
         "browser_cpu": cpu_seconds(me) - cpu0,
         "server_cpu": cpu_seconds(server_pid) - srv0,
@@ -143,8 +150,8 @@ def table(results: dict[str, dict[str, Any]], runs: int, load: tuple[float, ...]
         f"{runs} loads each; goal < {GOAL_S:.0f} s.",
         "",
         "| view | load | first map (s) | goal | scripts run | API answers | map created "
-        "| first frame | wall (s) | browser CPU (s) | server CPU (s) |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| first frame | wall (s) | browser CPU (s) | server CPU (s) | shader programs |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for view, res in results.items():
         for kind in ("cold", "warm"):
@@ -154,7 +161,8 @@ def table(results: dict[str, dict[str, Any]], runs: int, load: tuple[float, ...]
                 f"| {view} | {kind} | **{first:.2f}** | {'met' if first < GOAL_S else 'not met'} "
                 f"| {med(rows, 'boot'):.2f} | {med(rows, 'api'):.2f} | {med(rows, 'map'):.2f} "
                 f"| {med(rows, 'render'):.2f} | {med(rows, 'wall'):.2f} "
-                f"| {med(rows, 'browser_cpu'):.2f} | {med(rows, 'server_cpu'):.2f} |"
+                f"| {med(rows, 'browser_cpu'):.2f} | {med(rows, 'server_cpu'):.2f} "
+                f"| {med(rows, 'programs'):.0f} |"
             )
     lines += [
         "",
