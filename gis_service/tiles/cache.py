@@ -38,6 +38,10 @@ class TileEntry:
     capped: tuple[str, ...] = ()
     gz: bytes | None = None
     _size: int = field(default=0, repr=False)
+    #: Response header lists already built for this entry, by (cache hit, gzip).
+    replies: dict[tuple[bool, bool], list[tuple[bytes, bytes]]] = field(
+        default_factory=dict, repr=False, compare=False
+    )
 
     def gzipped(self, level: int) -> bytes:
         """The gzip body, compressed on first use and kept (gzip once)."""

@@ -38,15 +38,18 @@ from gis_service.errors import (
 from gis_service.registry import LayerSpec, Registry
 from gis_service.tiles.cache import CacheKey, TileCache, TileEntry, etag_of
 from gis_service.tiles.changes import ChangeFeed
+from gis_service.tiles.held import Conn, HeldConnections, run_prepared
 from gis_service.tiles.pmtiles_store import CachedArchive
 from gis_service.tiles.settings import TileSettings
 from gis_service.tiles.sql import TileQuery, tile_query
-from gis_service.tiles.tilemath import Tile
+from gis_service.tiles.tilemath import Tile, parse_tile
 
 log = logging.getLogger(__name__)
 
 ARCHIVE_NAME = re.compile(r"[a-z0-9][a-z0-9_\-]{0,63}")
 _PRINCIPALS_MAX = 10_000
+_ADDRESSES_MAX = 65_536
+_NOWHERE = (0.0, 0.0, 0.0, 0.0)
 _WARM = "SELECT ST_Transform(ST_TileEnvelope(10, 834, 421), 4490)"
 
 
@@ -64,6 +67,15 @@ def conninfo_of(url: str) -> str:
     """A libpq URL from a SQLAlchemy one (``postgresql+psycopg://`` → ``postgresql://``)."""
     scheme, sep, rest = url.partition("://")
     return f"postgresql://{rest}" if sep and scheme.startswith("postgres") else url
+
+
+@dataclass(frozen=True, slots=True)
+class TileAddress:
+    """A checked tile request: the layers drawn at its zoom (names too) and the tile."""
+
+    shown: tuple[LayerSpec, ...]
+    names: tuple[str, ...]
+    tile: Tile
 
 
 @dataclass(frozen=True)
@@ -96,9 +108,15 @@ class TileService:
         self.auth_generation = 0
         #: Tiles answered by the API's pure ASGI fast path (tests check it is taken).
         self.fast_served = 0
+        #: Cache off: tiles rendered with a remembered caller, and those redone because a
+        #: user/token change was heard with the answer (tests check the paths are taken).
+        self.speculated = 0
+        self.redone = 0
         self._queries: dict[tuple[str, int, bool], TileQuery] = {}
         self._inflight: dict[CacheKey, tuple[asyncio.Future[TileEntry], int]] = {}
         self._tables: dict[tuple[str, ...], frozenset[str]] = {}
+        #: "layers/z/x/y" → its checked address (only valid ones; the registry is fixed).
+        self._addresses: dict[str, TileAddress] = {}
         self._archives: dict[str, CachedArchive] = {}
         #: Statement names prepared on each pooled connection (forgotten with the connection).
         self._prepared: weakref.WeakKeyDictionary[psycopg.AsyncConnection[Any], set[bytes]] = (
@@ -118,19 +136,44 @@ class TileService:
             timeout=5.0,
             name="tiles",
         )
+        #: Tile and metadata statements borrow through this (a list pop per tile).
+        self.conns = HeldConnections(self.pool, settings.pool_max, timeout=5.0)
 
-    @staticmethod
-    async def _configure(conn: psycopg.AsyncConnection[Any]) -> None:
+    async def _configure(self, conn: psycopg.AsyncConnection[Any]) -> None:
         conn.prepared_max = 4096
         # PROJ initialisation may take longer than a tight tile budget: warm without one.
         await conn.execute("SET statement_timeout = 0")
         await conn.execute(_WARM)
         await conn.execute("RESET statement_timeout")
+        # Every tile connection hears user/token changes itself: a tile statement's answer
+        # then carries every such change committed before it was sent (PostgreSQL sends a
+        # listener's pending notifications before ReadyForQuery), which verifies the
+        # principal memo without the feed's round trip when the cache is off (see
+        # :meth:`verified`). Callers remembered before this connection listened are dropped.
+        conn.add_notify_handler(self._tile_conn_heard)
+        await conn.execute(f"LISTEN {AUTH_CHANNEL}")
+        self.forget_principals()
+
+    def _tile_conn_heard(self, note: psycopg.Notify) -> None:
+        if note.channel == AUTH_CHANNEL:
+            self.forget_principals()
+
+    def _drain(self, conn: Conn) -> None:
+        """Apply the notifications read with a tile statement's answer."""
+        pgconn = conn.pgconn
+        while (note := pgconn.notifies()) is not None:
+            if note.relname.decode() == AUTH_CHANNEL:
+                self.forget_principals()
 
     async def open(self) -> None:
-        """Open the pool (warm connections) and the change feed (cache and principal memo)."""
+        """Open the pool (warm connections) and, with the cache on, the change feed.
+
+        With the cache off nothing needs the feed: the principal memo is verified by the
+        tile connections themselves (:meth:`_configure`).
+        """
         await self.pool.open(wait=False)
-        await self.feed.check()  # starts connecting in the background
+        if self.cache.enabled:
+            await self.feed.check()  # starts connecting in the background
 
     def _reset(self) -> None:
         """The feed (re)connected or was lost: changes may have been missed."""
@@ -157,8 +200,12 @@ class TileService:
     def remember_principal(
         self, authorization: str, principal: Principal, expires: float, generation: int
     ) -> None:
-        """Keep a caller looked up while ``auth_generation`` was ``generation`` (else drop)."""
-        if generation != self.auth_generation or not self.feed.healthy:
+        """Keep a caller looked up while ``auth_generation`` was ``generation`` (else drop).
+
+        With the cache on, the memo is trusted after a feed round (so the feed must be up);
+        with it off, after the tile statement (its connection listens: :meth:`_configure`).
+        """
+        if generation != self.auth_generation or (self.cache.enabled and not self.feed.healthy):
             return
         if len(self._principals) >= _PRINCIPALS_MAX:
             self._principals.clear()
@@ -174,6 +221,7 @@ class TileService:
         await self.feed.close()
         for archive in self._archives.values():
             archive.close()
+        await self.conns.close()
         await self.pool.close()
 
     # ----------------------------------------------------------------- layers
@@ -204,6 +252,24 @@ class TileService:
                 detail="zoom outside the layer's zoom range", detail_zh="缩放级别超出图层范围"
             )
         return shown
+
+    def address(self, layers: str, z: str, x: str, y: str) -> TileAddress:
+        """The checked address of a tile request, remembered (the same checks every time).
+
+        Raises what :meth:`resolve`, :func:`parse_tile` and :meth:`active` raise; refusals
+        are never remembered.
+        """
+        memo = f"{layers}/{z}/{x}/{y}"
+        known = self._addresses.get(memo)
+        if known is not None:
+            return known
+        specs = self.resolve(layers)
+        tile = parse_tile(z, x, y)
+        shown = self.active(specs, tile.z)
+        if len(self._addresses) >= _ADDRESSES_MAX:
+            self._addresses.clear()
+        address = self._addresses[memo] = TileAddress(shown, tuple(s.name for s in shown), tile)
+        return address
 
     def _query(self, spec: LayerSpec, z: int, scoped: bool) -> TileQuery:
         key = (spec.name, z, scoped)
@@ -238,7 +304,15 @@ class TileService:
             DatabaseUnavailable: no connection could be had.
         """
         shown = self.active(layers, tile.z)
-        key: CacheKey = (tuple(s.name for s in shown), tile.z, tile.x, tile.y, scope or "*")
+        address = TileAddress(shown, tuple(s.name for s in shown), tile)
+        return await self.tile_at(address, scope, live)
+
+    async def tile_at(
+        self, address: TileAddress, scope: str | None, live: bool | None = None
+    ) -> TileResult:
+        """:meth:`tile` for an address already checked (the fast path's memo)."""
+        shown, tile = address.shown, address.tile
+        key: CacheKey = (address.names, tile.z, tile.x, tile.y, scope or "*")
         if not self.cache.enabled:
             return TileResult(await self._render(shown, tile, scope), cached=False, key=key)
         if live is None:
@@ -285,7 +359,8 @@ class TileService:
         capped: list[str] = []
         scoped = scope is not None
         try:
-            async with self.pool.connection() as conn:
+            conn = await self.conns.acquire()
+            try:
                 for spec in layers:
                     query = self._query(spec, tile.z, scoped)
                     values = query.values(tile.z, tile.x, tile.y, scope)
@@ -294,6 +369,8 @@ class TileService:
                         parts.append(mvt)
                     if count is not None and count >= query.cap:
                         capped.append(spec.name)
+            finally:
+                await self.conns.release(conn)
         except psycopg.errors.QueryCanceled as exc:
             raise QueryTooExpensive(
                 detail="the tile took too long to render; retry shortly",
@@ -302,18 +379,19 @@ class TileService:
         except (PoolTimeout, psycopg.OperationalError) as exc:
             log.warning("tile database unavailable: %s", exc)
             raise DatabaseUnavailable() from exc
-        raw = b"".join(parts)
+        raw = parts[0] if len(parts) == 1 else b"".join(parts)
         margin = max(s.buffer / s.extent for s in layers)
         return TileEntry(
             raw=raw,
             etag=etag_of(raw, self.registry.digest),
             tables=self._tables_of(layers),
-            bounds=tile.bounds_with_margin(margin),
+            # Only cached entries are ever matched against changed boxes.
+            bounds=tile.bounds_with_margin(margin) if self.cache.enabled else _NOWHERE,
             capped=tuple(capped),
         )
 
     async def _execute(
-        self, conn: psycopg.AsyncConnection[Any], query: TileQuery, values: list[bytes | None]
+        self, conn: Conn, query: TileQuery, values: list[bytes | None]
     ) -> tuple[bytes | None, int | None]:
         """(MVT bytes, feature count) of one tile statement, straight through libpq.
 
@@ -330,8 +408,9 @@ class TileService:
             pgconn.send_prepare(query.name, query.positional)
             _result(await conn.wait(generators.execute(pgconn)))
             known.add(query.name)
-        pgconn.send_query_prepared(query.name, values, result_format=1)
-        result = _result(await conn.wait(generators.execute(pgconn)))
+        results = await run_prepared(conn, query.name, values)
+        self._drain(conn)
+        result = _result(results)
         if result.ntuples == 0:
             return None, None
         mvt = result.get_value(0, 0)
@@ -382,8 +461,11 @@ class TileService:
     async def fetch(self, sql: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
         """Rows of a small metadata query (TileJSON bounds, scheme colours)."""
         try:
-            async with self.pool.connection() as conn:
+            conn = await self.conns.acquire()
+            try:
                 cur = await conn.execute(sql, params)
                 return await cur.fetchall()
+            finally:
+                await self.conns.release(conn)
         except (PoolTimeout, psycopg.OperationalError) as exc:
             raise DatabaseUnavailable() from exc

@@ -29,7 +29,7 @@ from gis_service.registry import load_registry
 from gis_service.registry.model import VIEWS
 from gis_service.tiles import metadata
 from gis_service.tiles.pmtiles_store import CachedArchive
-from gis_service.tiles.service import TileResult, TileService
+from gis_service.tiles.service import TileAddress, TileResult, TileService
 from gis_service.tiles.settings import TileSettings
 from gis_service.tiles.tilemath import parse_tile
 
@@ -83,29 +83,44 @@ _HIT, _MISS = (b"x-tile-cache", b"hit"), (b"x-tile-cache", b"miss")
 _GZIP = (b"content-encoding", b"gzip")
 
 
-def _tile_reply(
-    service: TileService,
-    result: TileResult,
-    if_none_match: str | None,
-    accept_encoding: str | None,
-) -> tuple[int, Headers, bytes]:
-    """(status, headers, body) of a rendered tile: one definition for both paths."""
+def _headers(service: TileService, result: TileResult) -> Headers:
+    """The response headers of a tile that do not depend on the body sent."""
     entry = result.entry
     headers: Headers = [(b"etag", entry.etag.encode()), *_FIXED, _HIT if result.cached else _MISS]
     if entry.capped:
         headers.append((b"x-tile-capped", ",".join(entry.capped).encode()))
     if len(entry.raw) > service.settings.max_tile_bytes:
         headers.append((b"x-tile-oversized", str(len(entry.raw)).encode()))
-    if _matches(if_none_match, entry.etag):
-        return 304, headers, b""
+    return headers
+
+
+def _tile_reply(
+    service: TileService,
+    result: TileResult,
+    if_none_match: str | None,
+    accept_encoding: str | None,
+) -> tuple[int, Headers, bytes]:
+    """(status, headers, body) of a rendered tile: one definition for both paths.
+
+    A cached entry keeps the header lists it was answered with (per hit/miss and encoding),
+    so a warm hit builds no header bytes; each reply gets its own copy of the list.
+    """
+    entry = result.entry
+    if if_none_match is not None and _matches(if_none_match, entry.etag):
+        return 304, _headers(service, result), b""
     if not entry.raw:
-        return 204, headers, b""
-    body = entry.raw
-    if accept_encoding and "gzip" in accept_encoding:
-        body = service.gzipped(result)
-        headers.append(_GZIP)
-    headers += [(b"content-length", str(len(body)).encode()), _MVT_TYPE]
-    return 200, headers, body
+        return 204, _headers(service, result), b""
+    gzip_ok = accept_encoding is not None and "gzip" in accept_encoding
+    body = service.gzipped(result) if gzip_ok else entry.raw
+    variant = (result.cached, gzip_ok)
+    known = entry.replies.get(variant)
+    if known is None:
+        known = _headers(service, result)
+        if gzip_ok:
+            known.append(_GZIP)
+        known += [(b"content-length", str(len(body)).encode()), _MVT_TYPE]
+        entry.replies[variant] = known
+    return 200, known.copy(), body
 
 
 def _split_tile_path(path: str) -> tuple[str, str, str, str] | None:
@@ -178,6 +193,35 @@ async def _fast_principal(
     return owner.principal
 
 
+async def _uncached_tile(
+    scope: Scope,
+    receive: Receive,
+    service: TileService,
+    address: TileAddress,
+    authorization: str | None,
+) -> TileResult:
+    """A tile with the cache off: no feed round trip; the tile statement verifies the caller.
+
+    A remembered caller is used at once and checked afterwards: the tile connection listens
+    to ``gis_auth_change``, so the statement's answer carries every user/token change
+    committed before it was sent. If one was heard (``auth_generation`` moved) the tile is
+    discarded and redone for the caller looked up afresh. Not remembered: looked up now,
+    which is as fresh as it gets.
+    """
+    generation = service.auth_generation
+    known = None if authorization is None else service.known_principal(authorization)
+    if known is None:
+        user = await _fast_principal(Request(scope, receive), service, authorization, True)
+        return await service.tile_at(address, user.scope_code)
+    service.speculated += 1
+    result = await service.tile_at(address, known.scope_code)
+    if service.auth_generation == generation:
+        return result
+    service.redone += 1
+    user = await _principal(Request(scope, receive), authorization)
+    return await service.tile_at(address, user.scope_code)
+
+
 class TileFastPath:
     """Pure ASGI front for ``GET /tiles/{layers}/{z}/{x}/{y}.mvt`` (warm and cold).
 
@@ -210,9 +254,7 @@ class TileFastPath:
             await self.app(scope, receive, send)
             return
         try:
-            specs = service.resolve(parts[0])
-            tile = parse_tile(parts[1], parts[2], parts[3])
-            service.active(specs, tile.z)
+            address = service.address(*parts)
         except GisError:
             await self.app(scope, receive, send)  # the slow path words the refusal
             return
@@ -224,12 +266,23 @@ class TileFastPath:
                 if_none_match = value.decode("latin-1")
             elif key == b"accept-encoding" and accept_encoding is None:
                 accept_encoding = value.decode("latin-1")
-        request = Request(scope, receive)
         try:
-            live = await service.feed.check()
-            user = await _fast_principal(request, service, authorization, live)
-            result = await service.tile(specs, tile, user.scope_code, live=live)
+            if service.cache.enabled:
+                live = await service.feed.check()
+                user = (
+                    known
+                    if live
+                    and authorization is not None
+                    and (known := service.known_principal(authorization)) is not None
+                    else await _fast_principal(
+                        Request(scope, receive), service, authorization, live
+                    )
+                )
+                result = await service.tile_at(address, user.scope_code, live=live)
+            else:
+                result = await _uncached_tile(scope, receive, service, address, authorization)
         except GisError as exc:
+            request = Request(scope, receive)
             response = await _problem(app, request, exc)
             await response(scope, receive, send)
             return
