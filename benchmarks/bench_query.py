@@ -368,38 +368,39 @@ def main() -> None:
     print(json.dumps(res, indent=1))
 
 
-#: The table committed before the query-speed work of issue 5's second round (7d5217b, same
-#: script, city demo, load 6.6 / 8.1), kept so the table shows what changed; keyed like the rows.
+#: The last committed run (0acb917, quiet machine, load 1.8 / 2.5), before the geography
+#: indexes of migration 0018 and the shared change feed; keyed like the rows.
 PREVIOUS = {
-    "me_seq": "median 2.9 ms, p99 15.5 ms",
-    "me_wrk": "623 req/s, p99 460.6 ms, CPU/request app 0.90 ms + PostgreSQL 0.02 ms",
-    "locate_seq": "median 13.3 ms, p99 106.0 ms",
-    "locate_wrk": "157 req/s, p50 182.4 ms, p99 485.3 ms, CPU/request app 2.33 ms + PostgreSQL 1.90 ms",
-    "nearest_seq": "median 8.1 ms, p99 52.2 ms",
-    "nearest_wrk": "501 req/s, p50 42.2 ms, p99 585.2 ms, CPU/request app 1.30 ms + PostgreSQL 0.66 ms",
-    "area": "median 119 ms, max 989 ms",
-    "batch": "median 7.13 s",
-    "direct_locate": "median 8.0 ms, p99 24.0 ms",
-    "direct_nearest": "median 3.1 ms, p99 9.5 ms",
-    "direct_batch": "9.75 s",
+    "me_seq": "median 2.1 ms, p99 3.6 ms",
+    "me_wrk": "2493 req/s, p99 138.2 ms, CPU/request app 0.74 ms + PostgreSQL 0.01 ms",
+    "locate_seq": "median 4.0 ms, p99 6.4 ms",
+    "locate_wrk": "854 req/s, p50 36.7 ms, p99 54.1 ms, CPU/request app 1.28 ms + PostgreSQL 0.99 ms",
+    "nearest_seq": "median 3.5 ms, p99 4.9 ms",
+    "nearest_wrk": "943 req/s, p50 33.2 ms, p99 56.3 ms, CPU/request app 1.41 ms + PostgreSQL 0.63 ms",
+    "area": "median 66 ms, max 218 ms",
+    "batch": "median 2.35 s; CPU per warm run app 0.62 s + PostgreSQL 3.02 s",
+    "direct_locate": "median 5.0 ms, p99 7.7 ms",
+    "direct_nearest": "median 2.3 ms, p99 2.8 ms",
+    "direct_batch": "3.60 s",
 }
 
 
-#: The old code run by the same script just before the last run (GIS_BENCH_APP_PATH=<an
-#: export of that commit>, same database): like for like.
-BASELINE_NOTE = "7d5217b, load 7.9 / 10.1"
+#: The code just before this round's query statements (HEAD with locate/nearby/sqlparts/
+#: layers of 863a46e: geometry KNN bounds and degree boxes) run by this script right before
+#: the committed run, on the same database (GIS_BENCH_APP_PATH=<that tree>): like for like.
+BASELINE_NOTE = "2de67a9 with the statements of 863a46e, load 8.2 / 7.4"
 BASELINE = {
-    "me_seq": "median 14.0 ms, p99 60.0 ms",
-    "me_wrk": "807 req/s, p99 470.0 ms, CPU/request app 0.82 ms + PostgreSQL 0.01 ms",
-    "locate_seq": "median 15.5 ms, p99 86.4 ms",
-    "locate_wrk": "153 req/s, p50 187.3 ms, p99 1350.0 ms, non-2xx 0, CPU/request app 2.48 ms + PostgreSQL 1.81 ms",
-    "nearest_seq": "median 8.2 ms, p99 33.8 ms",
-    "nearest_wrk": "471 req/s, p50 63.8 ms, p99 297.5 ms, non-2xx 0, CPU/request app 1.31 ms + PostgreSQL 0.60 ms",
-    "area": "median 257 ms, max 549 ms",
-    "batch": "median 8.05 s; CPU per warm run app 1.32 s + PostgreSQL 5.30 s (a separate run, load 6)",
-    "direct_locate": "(current query code)",
-    "direct_nearest": "(current query code)",
-    "direct_batch": "(current query code)",
+    "me_seq": "median 6.8 ms, p99 85.0 ms",
+    "me_wrk": "616 req/s, p99 541.3 ms, CPU/request app 1.09 ms + PostgreSQL 0.01 ms",
+    "locate_seq": "median 16.7 ms, p99 169.4 ms",
+    "locate_wrk": "236 req/s, p50 117.5 ms, p99 550.0 ms, non-2xx 0, CPU/request app 1.79 ms + PostgreSQL 3.04 ms",
+    "nearest_seq": "median 9.4 ms, p99 27.5 ms",
+    "nearest_wrk": "330 req/s, p50 103.9 ms, p99 287.0 ms, non-2xx 0, CPU/request app 1.76 ms + PostgreSQL 0.76 ms",
+    "area": "median 142 ms, max 561 ms",
+    "batch": "median 6.62 s; CPU per warm run app 0.81 s + PostgreSQL 4.59 s",
+    "direct_locate": "median 12.3 ms, p99 40.7 ms",
+    "direct_nearest": "median 5.6 ms, p99 12.8 ms",
+    "direct_batch": "9.56 s",
 }
 
 
@@ -446,11 +447,14 @@ def write(res: dict[str, Any], args: argparse.Namespace) -> None:
         "fresh by the `gis_query_change` feed, one shared round trip per request). Each wrk",
         f"run follows {WARMUP_S} s of unmeasured load on the same URLs (pools open, parts kept);",
         "the batch is run 3 times, the first with the parts of that worker cold. The batch",
-        "runs in chunks of 1,000 points on two transactions at once. The load average says",
-        "how busy the shared machine was (other engineers' test suites); the A/B column is",
-        f"the code before this work ({BASELINE_NOTE}) run by this script on the same data",
-        "earlier (kept in the script, not re-run each time): compare CPU/request rather than",
-        "req/s across the columns.",
+        "runs in chunks of 1,000 points on two transactions at once. The nearest shelters,",
+        "the nearest open shelter, the hazard points within 500 m and the risk zones at a",
+        "point are probed through the geography GiST (shelters: all, and a partial index on",
+        "the open ones; hazard points) and SP-GiST (zones) indexes of migration 0018. The load",
+        "average says how busy the shared machine was (other engineers' test suites); the A/B",
+        f"column is the code before this round's statements ({BASELINE_NOTE}) run by this",
+        "script on the same data just before (kept in the script, not re-run each time):",
+        "compare CPU/request rather than req/s across the columns.",
         "CPU/request (server process tree, and the whole PostgreSQL server) depends much",
         "less on the load than req/s:",
         "on an idle 2-core machine, req/s is bounded by about 2,000 ms / (app + PostgreSQL",
