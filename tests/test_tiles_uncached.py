@@ -9,6 +9,7 @@ that changed meanwhile is discarded and redone. Changes are committed from anoth
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from contextlib import ExitStack
 from typing import Any
@@ -45,6 +46,12 @@ def workers(
             stack.enter_context(TestClient(create_app(settings, database_url=demo_url)))
             for _ in range(2)
         )
+        for client in pair:  # a connection joining later would clear the memo mid-test
+            service = _service(client)
+            deadline = time.monotonic() + 20
+            while service.pool.get_stats()["pool_size"] < service.settings.pool_min:
+                assert time.monotonic() < deadline, "tile pool did not open"
+                time.sleep(0.05)
         yield pair[0], pair[1]
 
 
@@ -83,16 +90,24 @@ def test_disabled_user_is_refused_on_the_next_tile_by_every_worker(
     workers: tuple[TestClient, TestClient], user: psycopg.Connection[Any]
 ) -> None:
     for client in workers:
-        for _ in range(2):  # the second is rendered for the remembered caller
+        service = _service(client)
+        speculated = service.speculated
+        for _ in range(10):  # until a tile is rendered for the remembered caller
             assert client.get(PATH, headers=auth(LOGIN)).status_code == 200
-    redone = [_service(c).redone for c in workers]
-    user.execute("UPDATE app_user SET active = false WHERE login = %s", (LOGIN,))
-    for client in workers:
+            if service.speculated > speculated:
+                break
+        assert service.speculated > speculated
+        redone = service.redone
+        user.execute("UPDATE app_user SET active = false WHERE login = %s", (LOGIN,))
         r = client.get(PATH, headers=auth(LOGIN))
         assert r.status_code == 401, r.text
-    # Each worker rendered for the remembered caller, heard the change with the answer,
-    # discarded the tile and refused on the fresh lookup.
-    assert [_service(c).redone for c in workers] == [n + 1 for n in redone]
+        # Rendered for the remembered caller, the change heard with the statement's
+        # answer, the tile discarded and the caller refused on the fresh lookup.
+        assert service.redone == redone + 1
+        user.execute("UPDATE app_user SET active = true WHERE login = %s", (LOGIN,))
+    other = workers[1]
+    user.execute("UPDATE app_user SET active = false WHERE login = %s", (LOGIN,))
+    assert other.get(PATH, headers=auth(LOGIN)).status_code == 401  # and from the other worker
 
 
 def test_changed_scope_applies_to_the_next_tile(
@@ -107,3 +122,28 @@ def test_changed_scope_applies_to_the_next_tile(
     # The district's tile as seen from the foreign county: nothing (no stale national bytes).
     assert client.get(PATH, headers=auth(LOGIN)).status_code == 204
     assert client.get(PATH, headers=auth(LOGIN)).status_code == 204  # and remembered so
+
+
+def test_killed_tile_connections_are_replaced(
+    workers: tuple[TestClient, TestClient], demo_url: str
+) -> None:
+    """Connections kept borrowed between tiles: a dead one goes back to the pool, once."""
+    client = workers[0]
+    service = _service(client)
+    for _ in range(3):
+        assert client.get(PATH, headers=auth("national_admin")).status_code == 200
+    held = service.conns.idle_backends()  # this app's only: the session's app keeps its own
+    assert held
+    with psycopg.connect(psycopg_conninfo(demo_url), autocommit=True) as conn:
+        killed = conn.execute(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+            " WHERE application_name = 'gis-tiles' AND pid = ANY(%s)",
+            (list(held),),
+        ).fetchone()
+    assert killed == (len(held),)
+    statuses = [client.get(PATH, headers=auth("national_admin")).status_code for _ in range(6)]
+    # Each dead connection fails its one tile (503, Retry-After) and is replaced.
+    assert set(statuses) <= {200, 503}
+    assert statuses[-3:] == [200, 200, 200], statuses
+    assert statuses.count(503) <= len(held)
+    assert service.conns.held <= service.settings.pool_max

@@ -44,6 +44,10 @@ class HeldConnections:
         """Connections currently borrowed from the pool (idle here or in use)."""
         return self._held
 
+    def idle_backends(self) -> tuple[int, ...]:
+        """Backend pids of the idle held connections (for operators and tests)."""
+        return tuple(conn.pgconn.backend_pid for conn in self._idle)
+
     async def acquire(self) -> Conn:
         """An idle held connection, else a new one from the pool, else wait for a release.
 

@@ -49,6 +49,8 @@ log = logging.getLogger(__name__)
 ARCHIVE_NAME = re.compile(r"[a-z0-9][a-z0-9_\-]{0,63}")
 _PRINCIPALS_MAX = 10_000
 _ADDRESSES_MAX = 65_536
+#: ``application_name`` of the tile connections (visible in ``pg_stat_activity``).
+APP_NAME = "gis-tiles"
 _NOWHERE = (0.0, 0.0, 0.0, 0.0)
 _WARM = "SELECT ST_Transform(ST_TileEnvelope(10, 834, 421), 4490)"
 
@@ -130,11 +132,18 @@ class TileService:
             self.conninfo,
             min_size=min(settings.pool_min, settings.pool_max),
             max_size=settings.pool_max,
-            kwargs={"autocommit": True, "prepare_threshold": 0, "options": options},
+            kwargs={
+                "autocommit": True,
+                "prepare_threshold": 0,
+                "options": options,
+                "application_name": APP_NAME,
+            },
             configure=self._configure,
             open=False,
             timeout=5.0,
             name="tiles",
+            # Borrowing from the pool is rare (tile connections stay borrowed): check each one.
+            check=AsyncConnectionPool.check_connection,
         )
         #: Tile and metadata statements borrow through this (a list pop per tile).
         self.conns = HeldConnections(self.pool, settings.pool_max, timeout=5.0)
