@@ -96,6 +96,64 @@ def test_viewer_cannot_propose_or_commit(chromium: Any, base: str) -> None:
     assert r.status_code == 403
 
 
+def unassigned(url: str) -> set[str]:
+    """Current grids of the district without an open grid-worker assignment (the database)."""
+    with psycopg.connect(psycopg_conninfo(url)) as c:
+        rows = c.execute(
+            """SELECT g.grid_code FROM grid g WHERE g.valid_to IS NULL
+                 AND g.community_code LIKE %s AND NOT EXISTS (
+                   SELECT 1 FROM grid_assignment a WHERE a.grid_id = g.id
+                     AND a.role = 'grid_worker' AND a.start_date <= current_date
+                     AND (a.end_date IS NULL OR a.end_date >= current_date))""",
+            ("430204%",),
+        ).fetchall()
+    return {r[0] for r in rows}
+
+
+def test_unassigned_grids_are_outlined_only_when_there_are_some(
+    chromium: Any, base: str, own_demo: str
+) -> None:
+    """The red dashed outline (its own shader program) is off while every grid has a worker,
+    and outlines exactly the grid that lost its workers."""
+    context, page = open_partition_tab(chromium, base, "a_planner")
+    try:
+        page.wait_for_function("() => window.__gis.state.gridMetrics !== null")
+        assert set(page.evaluate("[...window.__gis.state.unassigned]")) == unassigned(own_demo)
+        assert not unassigned(own_demo), "the demo gives every grid a worker"
+        assert (
+            page.evaluate("window.__gis.map.getLayoutProperty('grids-unassigned', 'visibility')")
+            == "none"
+        )
+    finally:
+        context.close()
+    with psycopg.connect(psycopg_conninfo(own_demo)) as c:
+        code = c.execute(
+            "SELECT grid_code FROM grid WHERE valid_to IS NULL AND community_code = '430204002001'"
+            " ORDER BY grid_code LIMIT 1"
+        ).fetchone()[0]
+        c.execute(
+            "DELETE FROM grid_assignment WHERE grid_id IN"
+            " (SELECT id FROM grid WHERE grid_code = %s AND valid_to IS NULL)",
+            (code,),
+        )
+    context, page = open_partition_tab(chromium, base, "a_planner")
+    try:
+        page.wait_for_function("() => window.__gis.state.gridMetrics !== null")
+        assert page.evaluate("[...window.__gis.state.unassigned]") == [code]
+        assert unassigned(own_demo) == {code}
+        assert (
+            page.evaluate("window.__gis.map.getLayoutProperty('grids-unassigned', 'visibility')")
+            == "visible"
+        )
+        state = page.evaluate(
+            "(id) => window.__gis.map.getFeatureState({source: 'gis', sourceLayer: 'grids', id})",
+            code,
+        )
+        assert state == {"unassigned": True}
+    finally:
+        context.close()
+
+
 def test_planner_proposes_previews_and_commits(chromium: Any, base: str, own_demo: str) -> None:
     before = current_grids(own_demo)
     assert before
@@ -422,45 +480,3 @@ def test_viewer_sees_a_proposal_but_cannot_edit(chromium: Any, base: str) -> Non
         timeout=30,
     )
     assert r.status_code == 403
-
-
-def test_unassigned_grids_are_outlined_only_when_there_are_some(
-    chromium: Any, base: str, own_demo: str
-) -> None:
-    """The red dashed outline (its own shader program) is off while every grid has a worker,
-    and outlines exactly the grid that lost its workers."""
-    context, page = open_partition_tab(chromium, base, "a_planner")
-    try:
-        page.wait_for_function("() => window.__gis.state.gridMetrics !== null")
-        assert page.evaluate("window.__gis.state.unassigned.size") == 0
-        assert (
-            page.evaluate("window.__gis.map.getLayoutProperty('grids-unassigned', 'visibility')")
-            == "none"
-        )
-    finally:
-        context.close()
-    with psycopg.connect(psycopg_conninfo(own_demo)) as c:
-        code = c.execute(
-            "SELECT grid_code FROM grid WHERE valid_to IS NULL AND community_code = '430204002001'"
-            " ORDER BY grid_code LIMIT 1"
-        ).fetchone()[0]
-        c.execute(
-            "DELETE FROM grid_assignment WHERE grid_id IN"
-            " (SELECT id FROM grid WHERE grid_code = %s AND valid_to IS NULL)",
-            (code,),
-        )
-    context, page = open_partition_tab(chromium, base, "a_planner")
-    try:
-        page.wait_for_function("() => window.__gis.state.gridMetrics !== null")
-        assert page.evaluate("[...window.__gis.state.unassigned]") == [code]
-        assert (
-            page.evaluate("window.__gis.map.getLayoutProperty('grids-unassigned', 'visibility')")
-            == "visible"
-        )
-        state = page.evaluate(
-            "(id) => window.__gis.map.getFeatureState({source: 'gis', sourceLayer: 'grids', id})",
-            code,
-        )
-        assert state == {"unassigned": True}
-    finally:
-        context.close()

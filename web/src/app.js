@@ -325,8 +325,10 @@ export function buildStyle(view) {
   style.sources[DRAW_SOURCE] = { type: 'geojson', data: draw ? draw.data() : empty() };
   const fills = layers.filter((l) => l.type === 'fill');
   const rest = layers.filter((l) => l.type !== 'fill');
+  // No background layer: the map's container has that colour (CSS, --map-bg) and the canvas
+  // stays transparent where nothing is drawn. A background layer is a full-screen pass per
+  // frame and a shader program of its own, which counts with software GL.
   style.layers = [
-    { id: 'background', type: 'background', paint: { 'background-color': '#eef0ec' } },
     ...basemapLayers(style),
     ...hazardRasterLayers(style),
     ...fills, ...extra, ...rest, ...labels,
@@ -378,6 +380,19 @@ function applyLayerState(l) {
 }
 
 // ---------------------------------------------------------------- map
+const MAP_BG = '#eef0ec'; // = .map's background in app.css
+
+/**
+ * MapLibre 5 draws its sky (a full-screen pass with a shader program of its own) before every
+ * frame, even when no sky can be seen; this map never pitches (maxPitch 0: no horizon in
+ * view), so its draw is skipped: one compile and one full-screen pass per frame less with
+ * software GL. The painter's draw table is MapLibre's internal: left alone if absent.
+ */
+function skipSky(m) {
+  const fns = m.painter && m.painter.drawFunctions;
+  if (fns && typeof fns.sky === 'function') fns.sky = () => {};
+}
+
 function createMap(view) {
   state.view = view;
   state.visible = presetVisible(view);
@@ -397,7 +412,11 @@ function createMap(view) {
     // Labels appear at once: a fade is a series of full redraws, costly with software GL.
     fadeDuration: 0,
     attributionControl: { compact: true, customAttribution: '应急管理局' },
+    // A flat map: no pitch, so the sky is never in view.
+    maxPitch: 0,
+    touchPitch: false,
   });
+  skipSky(map);
   hooks.map = map;
   window.map = map;
   map.touchZoomRotate.disableRotation();
@@ -1035,6 +1054,8 @@ export async function exportPng() {
   g.textBaseline = 'middle';
   const when = new Date().toLocaleString('zh-CN', { hour12: false });
   g.fillText(`${state.scope ? state.scope.name : ''} · ${t(VIEWS[state.view])} · ${when}`, 12 * ratio, head / 2);
+  g.fillStyle = MAP_BG; // (the map canvas is transparent where nothing is drawn)
+  g.fillRect(0, head, canvas.width, src.height);
   g.drawImage(frame, 0, head);
   const url = canvas.toDataURL('image/png');
   hooks.lastPng = url.length;
