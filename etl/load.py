@@ -388,11 +388,11 @@ class Loader:
                 )
                 written += stop - start if keep is None else int(keep.sum())
                 if types is not None:
-                    copy.write(
-                        self._binary_rows(
-                            start, stop, admin=admin, grid=grid, types=types, keep=keep
-                        )
+                    block = self._binary_rows(
+                        start, stop, admin=admin, grid=grid, types=types, keep=keep
                     )
+                    if block:
+                        copy.write(block)
                     continue
                 rows = self._rows(start, stop, admin.tolist(), grid.tolist(), staging=False)
                 for row, kept in zip(rows, repeat(True) if keep is None else keep, strict=False):

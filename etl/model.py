@@ -58,6 +58,9 @@ class SourceTable:
         fmt: short format name: ``shp``, ``gpkg``, ``geojson``, ``csv``, ``xlsx``.
         wkb: the geometries as the file's WKB (object array of bytes, None where missing),
             for vector formats; what crosses the process boundary instead of ``geometry``.
+        wkb_arrow: the same WKB as the Arrow array GDAL returned, set instead of ``wkb``
+            when a vector file is read without parsing (in the sandboxed child): it crosses
+            the process boundary as a few buffers without a million ``bytes`` made first.
     """
 
     frame: pd.DataFrame
@@ -69,6 +72,7 @@ class SourceTable:
     fmt: str
     notes: list[str] = field(default_factory=list)
     wkb: np.ndarray[Any, np.dtype[np.object_]] | None = None
+    wkb_arrow: Any = None
 
     def __len__(self) -> int:
         return len(self.frame)

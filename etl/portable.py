@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from etl.model import SourceTable
 from etl.readers import read_file
 
 
@@ -25,7 +26,7 @@ def read_portable(path: str, **kwargs: Any) -> dict[str, Any]:
     table = read_file(Path(path), parse_geometry=False, **kwargs)
     return {
         "columns": {str(name): pack_column(table.frame[name]) for name in table.frame.columns},
-        "wkb": None if table.wkb is None else pa.array(table.wkb, type=pa.large_binary()),
+        "wkb": _wkb(table),
         "crs": None if table.crs is None else table.crs.to_wkt(),
         "encoding": table.encoding,
         "layer": table.layer,
@@ -33,6 +34,13 @@ def read_portable(path: str, **kwargs: Any) -> dict[str, Any]:
         "fmt": table.fmt,
         "notes": table.notes,
     }
+
+
+def _wkb(table: SourceTable) -> Any:
+    """The WKB as an Arrow array: the reader's own when it kept GDAL's."""
+    if table.wkb_arrow is not None:
+        return table.wkb_arrow
+    return None if table.wkb is None else pa.array(table.wkb, type=pa.large_binary())
 
 
 def pack_column(column: pd.Series[Any]) -> Any:

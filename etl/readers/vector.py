@@ -352,11 +352,14 @@ def _read_ogr(
         index=pd.RangeIndex(count),  # rows even when the file has no attribute column
     )
     wkb = None
+    wkb_arrow = None
     geometry = None
     if len(columns) == len(fields) + 2:
-        wkb = np.asarray(columns[-1].combine_chunks().to_numpy(zero_copy_only=False), dtype=object)
+        wkb_arrow = columns[-1].combine_chunks()
         if parse:
+            wkb = np.asarray(wkb_arrow.to_numpy(zero_copy_only=False), dtype=object)
             geometry = parse_wkb(wkb, notes)
+            wkb_arrow = None
     return SourceTable(
         frame=frame,
         geometry=geometry,
@@ -367,4 +370,5 @@ def _read_ogr(
         fmt=fmt,
         notes=[*notes, *name_notes],
         wkb=wkb,
+        wkb_arrow=wkb_arrow,
     )
