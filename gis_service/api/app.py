@@ -92,6 +92,9 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
         docs_url="/docs" if docs else None,
         redoc_url=None,
         openapi_url="/openapi.json" if docs else None,
+        # FastAPI's built-in OpenTelemetry looks up its providers on every request (py-spy:
+        # a visible share of a cached tile); nothing here exports traces, metrics or logs.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.settings = settings
     errors.install(app)
