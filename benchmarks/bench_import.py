@@ -47,15 +47,15 @@ HISTORY = (
     " migration 0013; stamping and WKB done chunk by chunk while COPY runs) → 41.9 s"
     " (binary COPY of the WKB; a first load into the empty table truncates it, COPY FREEZE"
     " without WAL under wal_level=minimal, the ST_IsValid CHECK proven by the importer and"
-    " re-added NOT VALID; one vertex read less) → this table (the binary COPY rows encoded"
-    " column by column with Arrow instead of a Python dumper per field; the index rebuild"
-    " with maintenance_work_mem raised to 256 MB for its transaction; GDAL's WKB array handed"
+    " re-added NOT VALID; one vertex read less) → this table (the index rebuild with"
+    " maintenance_work_mem raised to 256 MB for its transaction; GDAL's WKB array handed"
     " to the parent as it is). ogr2ogr's median over"
     " the same runs: 15.1 s → 16.6 s → 16.9 s → 17.5 s → 20.0 s. Same-load A/B while"
     " developing (load average 4-7 on 2 cores, CPU seconds of one import): PostgreSQL"
-    " 39.9 → 20.5 s, Python 26.7 → 21.6 s; this stop (load average 7-9): CPU of the COPY"
-    " loop's own thread (stamping + formatting) 9.0 → 7.9 s, one run each; the sandboxed"
-    " child's WKB hand-over 0.5 s less CPU (measured alone)."
+    " 39.9 → 20.5 s, Python 26.7 → 21.6 s. Tried and not kept this stop: binary COPY rows"
+    " encoded column by column with Arrow (the COPY loop's thread 9.0 → 7.9 s CPU at load"
+    " 7-9, but load.copy 12.1 → 18.0 s wall in the one clean A/B pair); the sandboxed"
+    " child's WKB hand-over is 0.5 s less CPU (measured alone)."
 )
 
 _TICK = os.sysconf("SC_CLK_TCK")

@@ -30,11 +30,11 @@ import numpy as np
 import psycopg
 import shapely
 from geoalchemy2 import Geometry
-from psycopg import sql
+from psycopg import pq, sql
+from psycopg.adapt import Buffer, Dumper
 from psycopg.copy import QueuedLibpqWriter
 from sqlalchemy import UniqueConstraint
 
-from etl import copy_binary
 from etl.model import RowProblem
 from etl.stamp import Stamper, stamps
 from gis_service.db.models import LOCATED_TABLES, Base
@@ -47,7 +47,7 @@ _OUTSIDE = ("the feature lies outside your area", "该要素不在您的管辖�
 #: Loads at least this big into a table they at least double rebuild its indexes after.
 BULK_REBUILD_MIN_ROWS = 100_000
 
-#: ``maintenance_work_mem`` while a big first load rebuilds the indexes (never lowered).
+#: ``maintenance_work_mem`` while a big first load rebuilds the indexes.
 _INDEX_MEMORY = "256MB"
 
 #: Rows stamped and formatted per step of the direct path (about 40 MB of COPY text).
@@ -131,20 +131,6 @@ def wkb_bytes(geoms: np.ndarray[Any, Any], kind: str | None) -> list[bytes | Non
     for i, b in zip(present, blobs, strict=True):
         out[i] = b
     return out
-
-
-def wkb_field(geoms: np.ndarray[Any, Any], kind: str | None) -> Any:
-    """:func:`wkb_bytes` as binary COPY fields (:mod:`etl.copy_binary`), built vectorised."""
-    wkb: np.ndarray[Any, Any] = np.full(len(geoms), None, dtype=object)
-    present = ~shapely.is_missing(geoms)
-    wkb[present] = shapely.to_wkb(geoms[present])
-    promote = _PROMOTE.get(kind or "")
-    if promote is None:
-        return copy_binary.encode_wkb(wkb)
-    single, multi = promote
-    prefix: np.ndarray[Any, Any] = np.full(len(geoms), b"", dtype=object)
-    prefix[shapely.get_type_id(geoms) == single] = b"\x01" + struct.pack("<II", multi, 1)
-    return copy_binary.encode_wkb(wkb, prefix)
 
 
 def wkb_hex(geoms: np.ndarray[Any, Any], kind: str | None) -> list[str | None]:
@@ -257,8 +243,8 @@ class Loader:
         """Type oids for a binary COPY of the direct path's rows, None if text must do.
 
         Binary COPY hands PostGIS the WKB itself (``geometry_recv``): no hex text written
-        here, none parsed there. Only types :mod:`etl.copy_binary` encodes qualify, and only
-        when the converters produced exactly their Python type, in range (column by column).
+        here, none parsed there. Only types whose psycopg binary dumper takes exactly the
+        Python values the converters produce qualify (checked column by column).
         """
         names = self._copy_names(staging=False)
         found = dict(
@@ -281,14 +267,9 @@ class Loader:
             elif oid not in _BINARY_PY_TYPES:
                 return None
         for name, values in zip(self.data.columns, self.data.values, strict=True):
-            oid = found[name]
-            if not set(map(type, values)) <= {_BINARY_PY_TYPES[oid], type(None)}:
+            want = _BINARY_PY_TYPES[found[name]]
+            if not all(v is None or type(v) is want for v in values):
                 return None
-            bounds = _INT_BOUNDS.get(oid)
-            if bounds is not None:
-                numbers = [v for v in values if v is not None]
-                if numbers and (min(numbers) < bounds[0] or max(numbers) > bounds[1]):
-                    return None  # out of range: the database says so, row by row
         return [int(oid) for oid in oids if oid is not None]
 
     def _rows(
@@ -299,11 +280,12 @@ class Loader:
         grid: Sequence[Any],
         *,
         staging: bool,
+        binary: bool = False,
     ) -> Iterator[tuple[Any, ...]]:
         """Rows ``start:stop`` in :meth:`_copy_sql`'s column order, with their stamps.
 
-        Staging also gets a provisional id and the file's row number. Geometries are hex
-        WKB (text COPY; the binary one is :meth:`_binary_rows`).
+        Staging also gets a provisional id and the file's row number. Geometries are WKB
+        bytes for a binary COPY, hex WKB for a text one.
         """
         d = self.data
         n = stop - start
@@ -318,7 +300,9 @@ class Loader:
             columns.append(
                 repeat(None, n)
                 if d.geometries is None
-                else wkb_hex(d.geometries[start:stop], geometry_kind(d.table))
+                else (wkb_bytes if binary else wkb_hex)(
+                    d.geometries[start:stop], geometry_kind(d.table)
+                )
             )
         if self.located:
             columns += [repeat(d.source_crs, n), admin, grid]
@@ -358,10 +342,18 @@ class Loader:
         cursor = self.conn.cursor()
         types = self._binary_types()
         binary = types is not None
+        if types is not None:
+            names = self._copy_names(staging=False)
+            if "geom" in names:
+                oid = types[names.index("geom")]
+                cursor.adapters.register_dumper(
+                    None, type("_GeometryWkb", (_RawBinary,), {"oid": oid})
+                )
+            cursor.adapters.register_dumper(None, _JsonbText)
         copy_sql = self._copy_sql(self.target, staging=False, binary=binary, freeze=self.fresh)
         with cursor.copy(copy_sql, writer=QueuedLibpqWriter(cursor)) as copy:
-            if binary:
-                copy.write(copy_binary.SIGNATURE)
+            if types is not None:
+                copy.set_types(types)
             for start in range(0, n, _CHUNK_ROWS):
                 stop = min(start + _CHUNK_ROWS, n)
                 admin, grid = stamper.stamp(geometries[start:stop])
@@ -381,64 +373,14 @@ class Loader:
                 ]
                 if problems and not skip_bad_rows:
                     continue
-                keep = (
-                    None
-                    if not refused
-                    else np.array([int(r) not in refused for r in numbers], dtype=bool)
+                rows = self._rows(
+                    start, stop, admin.tolist(), grid.tolist(), staging=False, binary=binary
                 )
-                written += stop - start if keep is None else int(keep.sum())
-                if types is not None:
-                    block = self._binary_rows(
-                        start, stop, admin=admin, grid=grid, types=types, keep=keep
-                    )
-                    if block:
-                        copy.write(block)
-                    continue
-                rows = self._rows(start, stop, admin.tolist(), grid.tolist(), staging=False)
-                for row, kept in zip(rows, repeat(True) if keep is None else keep, strict=False):
-                    if kept:  # ``strict=False``: ``repeat`` never ends
+                for number, row in zip(numbers, rows, strict=True):
+                    if not refused or int(number) not in refused:
                         copy.write_row(row)
-            if binary:
-                copy.write(copy_binary.TRAILER)
+                        written += 1
         return written, problems
-
-    def _binary_rows(
-        self,
-        start: int,
-        stop: int,
-        *,
-        admin: np.ndarray[Any, Any],
-        grid: np.ndarray[Any, Any],
-        types: list[int],
-        keep: np.ndarray[Any, Any] | None,
-    ) -> bytes:
-        """Rows ``start:stop`` (where ``keep``) as binary COPY data, encoded column by column.
-
-        The same fields in the same order as :meth:`_rows`; ``types`` from :meth:`_binary_types`.
-        """
-        d = self.data
-        n = stop - start
-        oid = dict(zip(self._copy_names(staging=False), types, strict=True))
-        fields: list[Any] = [
-            copy_binary.encode_values(values[start:stop], oid[name])
-            for name, values in zip(d.columns, d.values, strict=True)
-        ]
-        fields.append(copy_binary.encode_jsonb([_json(a) for a in d.attributes[start:stop]]))
-        fields.append(copy_binary.encode_constant(d.source.encode(), n))
-        if self.has_geom:
-            fields.append(
-                copy_binary.encode_constant(None, n)
-                if d.geometries is None
-                else wkb_field(d.geometries[start:stop], geometry_kind(d.table))
-            )
-        if self.located:
-            crs = None if d.source_crs is None else d.source_crs.encode()
-            fields += [
-                copy_binary.encode_constant(crs, n),
-                copy_binary.encode_values(admin.tolist(), oid["admin_code"]),
-                copy_binary.encode_values(grid.tolist(), oid["grid_code"]),
-            ]
-        return copy_binary.rows(fields, keep)
 
     def _geometries(self) -> np.ndarray[Any, np.dtype[np.object_]]:
         """The rows' geometries; all None for a 隐患 ledger without coordinates (no stamps)."""
@@ -633,7 +575,7 @@ class Loader:
                 )
             )
         # The GiST's sorted build spills its million-entry sort to disk within the default
-        # 64 MB; a transaction-local allowance keeps it in memory.
+        # 64 MB; a transaction-local allowance keeps it in memory (never lowered).
         self.conn.execute(
             "SELECT set_config('maintenance_work_mem', CASE WHEN"
             " pg_size_bytes(current_setting('maintenance_work_mem')) < pg_size_bytes(%(m)s)"
@@ -836,12 +778,28 @@ _BINARY_PY_TYPES: dict[int, type] = {
     1043: str,  # character varying
 }
 _JSONB_OID = 3802
-#: Range of the integer types, checked before a column is encoded for binary COPY.
-_INT_BOUNDS: dict[int, tuple[int, int]] = {
-    20: (-(2**63), 2**63 - 1),
-    21: (-(2**15), 2**15 - 1),
-    23: (-(2**31), 2**31 - 1),
-}
+
+
+class _RawBinary(Dumper):
+    """Bytes that already are the column type's binary input (WKB for ``geometry_recv``)."""
+
+    format = pq.Format.BINARY
+
+    def dump(self, obj: Any) -> Buffer:
+        """The bytes as they are."""
+        value: Buffer = obj
+        return value
+
+
+class _JsonbText(Dumper):
+    """``attributes`` text (:func:`_json`) as binary jsonb: version byte 1, then the text."""
+
+    format = pq.Format.BINARY
+    oid = _JSONB_OID
+
+    def dump(self, obj: Any) -> Buffer:
+        """Prefix the version byte."""
+        return b"\x01" + str(obj).encode()
 
 
 def _json(attributes: dict[str, Any]) -> str:
