@@ -22,7 +22,7 @@ import psycopg
 import shapely
 from pyproj import CRS
 
-from etl import coords, mapping
+from etl import coords, mapping, parallel
 from etl.load import LoadInput, geometry_kind, load_rows
 from etl.model import FileRejected, RowProblem, SourceTable
 from etl.portable import read_portable, unpack_frame, unpack_wkb
@@ -289,7 +289,7 @@ def _first_vertices(geoms: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
     out = np.full((len(geoms), 2), np.nan)
     present = np.flatnonzero(~shapely.is_missing(geoms))
     if len(present):
-        xy, index = shapely.get_coordinates(geoms[present], return_index=True)
+        xy, index = parallel.coordinates(geoms[present])
         # ``index`` ascends: a geometry's first vertex is where the owner changes.
         first = np.flatnonzero(np.diff(index, prepend=-1))
         out[present[index[first]]] = xy[first]

@@ -16,6 +16,7 @@ import numpy.typing as npt
 import shapely
 from shapely.geometry.base import BaseGeometry
 
+from etl import parallel
 from etl.model import RowProblem
 from gis_service.crs import out_of_china
 
@@ -180,7 +181,7 @@ def _round_coordinates(
         if len(seen) == 0 or (seen[at] != idx).any():
             read = None  # not a superset: read again
     if read is None:
-        coords, owner = shapely.get_coordinates(arr[idx], return_index=True)
+        coords, owner = parallel.coordinates(arr[idx])
     else:
         seen, all_coords, all_owner = read
         kept = np.zeros(len(seen), dtype=bool)
@@ -195,9 +196,8 @@ def _round_coordinates(
     if len(changed):
         # ``owner`` ascends, so the rows of the changed geometries are their coordinates in
         # order: set them directly (``shapely.transform`` would read them all again).
-        arr[changed] = shapely.set_coordinates(
-            np.array(arr[changed], dtype=object), rounded[moved[owner]]
-        )
+        counts = np.bincount(owner, minlength=len(idx))[moved]
+        arr[changed] = parallel.set_coordinates(arr[changed], rounded[moved[owner]], counts)
 
 
 def _flat_parts(geom: BaseGeometry) -> GeomArray:
@@ -276,10 +276,11 @@ def _check_coordinates(arr: GeomArray, idx: npt.NDArray[np.intp], report: _Repor
     """
     if not len(idx):
         return None
-    coords, owner = shapely.get_coordinates(arr[idx], return_index=True)
+    sub = arr[idx]
+    coords, owner = parallel.coordinates(sub)
     not_finite = ~np.isfinite(coords).all(axis=1)
     finite = np.bincount(owner, weights=not_finite.astype(np.float64), minlength=len(idx)) == 0
-    box = shapely.bounds(arr[idx])
+    box = parallel.split_map(shapely.bounds, sub)
     inside = finite & ~out_of_china(box[:, 0], box[:, 1]) & ~out_of_china(box[:, 2], box[:, 3])
     _check_vertices(arr, idx[~inside], report)
     return idx, coords, owner
@@ -368,7 +369,7 @@ def _repair(arr: GeomArray, idx: npt.NDArray[np.intp], dim: int | None, report: 
     """Repair invalid geometries (after rounding, so what is stored is valid)."""
     if not len(idx):
         return
-    invalid = idx[~shapely.is_valid(arr[idx])]
+    invalid = idx[~parallel.split_map(shapely.is_valid, arr[idx])]
     for i in invalid:
         before: BaseGeometry = arr[i]
         why = str(shapely.is_valid_reason(before))

@@ -29,6 +29,7 @@ from etl.encoding import (
     read_dbf_layout,
 )
 from etl.model import FileRejected, SourceTable
+from etl.parallel import split_map
 from etl.readers.common import (
     Caps,
     check_columns,
@@ -284,7 +285,9 @@ def _column(array: pa.ChunkedArray) -> pd.Series[Any]:
 
 def parse_wkb(wkb: Any, notes: list[str]) -> np.ndarray[Any, np.dtype[np.object_]]:
     """Shapely geometries from the file's WKB; unparsable ones become None and are noted."""
-    geometry = shapely.from_wkb(wkb, on_invalid="ignore")
+    geometry = split_map(
+        lambda part: shapely.from_wkb(part, on_invalid="ignore"), np.asarray(wkb, dtype=object)
+    )
     unparsed = np.flatnonzero(pd.notna(wkb) & pd.isna(geometry)) + 1
     if len(unparsed):
         shown = ", ".join(str(n) for n in unparsed[:20])
