@@ -1,4 +1,4 @@
-"""Import pipeline (issue 3): reserved step; empty until a schema change is needed.
+"""Import pipeline (issue 3): an empty step; this stop's import work (geometry checks on both cores, the WKB hand-over) needed no schema change.
 
 Revision ID: 0017
 Revises: 0016

@@ -1,4 +1,4 @@
-"""Tile speed (issue 4): reserved step; empty until a schema change is needed.
+"""Tile rounds (issue 4): an empty step; cache-off tiles verify their caller through their own connections' LISTEN, which needs no schema change.
 
 Revision ID: 0019
 Revises: 0018
