@@ -165,19 +165,23 @@ async def serve_tile(request: Request) -> Response:
 
 
 async def _fast_principal(
-    request: Request, service: TileService, authorization: str | None, live: bool
+    scope: Scope, receive: Receive, service: TileService, authorization: str | None, live: bool
 ) -> Principal:
     """The caller from the tile service's memo when fresh, else looked up.
 
     Fresh: ``live`` came from a feed check made after the request arrived, and the feed also
-    hears user/token changes (``gis_auth_change``). Only a valid bearer token is remembered,
+    hears user/token changes (``gis_auth_change``), or (cache off) the tile statement is
+    checked afterwards (:func:`_uncached_tile`). Only a valid bearer token is remembered,
     with its expiry; everything else (anonymous callers, refusals) goes through
-    :func:`_principal` every time, so answers are the same.
+    :func:`_principal` every time, so answers are the same. A memo hit builds no Request.
     """
+    if live and authorization is not None:
+        known = service.known_principal(authorization)
+        if known is not None:
+            return known
+    request = Request(scope, receive)
     if authorization is None:
         return await _principal(request, authorization)
-    if live and (known := service.known_principal(authorization)) is not None:
-        return known
     scheme, _, token = authorization.partition(" ")
     token = token.strip()
     if not live or scheme.lower() != "bearer" or not token:
@@ -211,14 +215,14 @@ async def _uncached_tile(
     generation = service.auth_generation
     known = None if authorization is None else service.known_principal(authorization)
     if known is None:
-        user = await _fast_principal(Request(scope, receive), service, authorization, True)
+        user = await _fast_principal(scope, receive, service, authorization, True)
         return await service.tile_at(address, user.scope_code)
     service.speculated += 1
     result = await service.tile_at(address, known.scope_code)
     if service.auth_generation == generation:
         return result
     service.redone += 1
-    user = await _principal(Request(scope, receive), authorization)
+    user = await _fast_principal(scope, receive, service, authorization, True)
     return await service.tile_at(address, user.scope_code)
 
 
@@ -269,15 +273,7 @@ class TileFastPath:
         try:
             if service.cache.enabled:
                 live = await service.feed.check()
-                user = (
-                    known
-                    if live
-                    and authorization is not None
-                    and (known := service.known_principal(authorization)) is not None
-                    else await _fast_principal(
-                        Request(scope, receive), service, authorization, live
-                    )
-                )
+                user = await _fast_principal(scope, receive, service, authorization, live)
                 result = await service.tile_at(address, user.scope_code, live=live)
             else:
                 result = await _uncached_tile(scope, receive, service, address, authorization)
