@@ -47,9 +47,6 @@ _OUTSIDE = ("the feature lies outside your area", "该要素不在您的管辖�
 #: Loads at least this big into a table they at least double rebuild its indexes after.
 BULK_REBUILD_MIN_ROWS = 100_000
 
-#: ``maintenance_work_mem`` while a big first load rebuilds the indexes.
-_INDEX_MEMORY = "256MB"
-
 #: Rows stamped and formatted per step of the direct path (about 40 MB of COPY text).
 _CHUNK_ROWS = 100_000
 
@@ -574,14 +571,6 @@ class Loader:
                     self.target, sql.Identifier(name)
                 )
             )
-        # The GiST's sorted build spills its million-entry sort to disk within the default
-        # 64 MB; a transaction-local allowance keeps it in memory (never lowered).
-        self.conn.execute(
-            "SELECT set_config('maintenance_work_mem', CASE WHEN"
-            " pg_size_bytes(current_setting('maintenance_work_mem')) < pg_size_bytes(%(m)s)"
-            " THEN %(m)s ELSE current_setting('maintenance_work_mem') END, true)",
-            {"m": _INDEX_MEMORY},
-        )
         for _, ddl in found:  # definitions read back from the catalogue, not from input
             self.conn.execute(sql.SQL(ddl))
         for name, check in checks:
