@@ -126,3 +126,17 @@ def private_demo(make_database: Any, demo_city: Any, prefix: str = "demo") -> st
     loader.load(url, demo_city)
     add_foreign_county(url)
     return url
+
+
+def staffed_grid_point(url: str) -> tuple[float, float]:
+    """A point inside the first current grid of 石峰区 that has a grid worker."""
+    with psycopg.connect(psycopg_conninfo(url)) as c:
+        row = c.execute(
+            "SELECT ST_X(p), ST_Y(p) FROM (SELECT ST_PointOnSurface(g.geom) p FROM grid g"
+            " WHERE g.grid_code LIKE '430204%' AND g.valid_to IS NULL AND EXISTS ("
+            "   SELECT 1 FROM grid_assignment ga WHERE ga.grid_id = g.id"
+            "   AND ga.role = 'grid_worker' AND ga.end_date IS NULL)"
+            " ORDER BY g.grid_code LIMIT 1) s"
+        ).fetchone()
+    assert row is not None
+    return float(row[0]), float(row[1])

@@ -17,7 +17,7 @@ from fastapi.testclient import TestClient
 from gis_service.db.engine import libpq_url
 from gis_service.db.listen import Listener
 from gis_service.demo.loader import psycopg_conninfo
-from tests.fixtures import auth
+from tests.fixtures import auth, staffed_grid_point
 
 CHANNEL = "gis_test_feed"
 
@@ -102,22 +102,11 @@ def test_a_late_subscriber_hears_its_channel_and_resets_everyone(demo_url: str) 
     asyncio.run(go())
 
 
-@pytest.fixture
-def spot(demo_url: str) -> tuple[float, float]:
-    """A point inside a current grid of 石峰区."""
-    with psycopg.connect(psycopg_conninfo(demo_url)) as c:
-        row = c.execute(
-            "SELECT ST_X(p), ST_Y(p) FROM (SELECT ST_PointOnSurface(geom) p FROM grid"
-            " WHERE grid_code LIKE '430204%' AND valid_to IS NULL ORDER BY grid_code LIMIT 1) s"
-        ).fetchone()
-    assert row is not None
-    return float(row[0]), float(row[1])
-
-
 @pytest.mark.parametrize("fast", [True, False], ids=["fast-path", "route"])
 def test_locate_pays_one_round_for_principal_and_details(
-    client: TestClient, spot: tuple[float, float], fast: bool
+    client: TestClient, demo_url: str, fast: bool
 ) -> None:
+    spot = staffed_grid_point(demo_url)
     state: Any = client.app.state  # type: ignore[attr-defined]
     feed: Listener = state.changes
     params = {"lon": spot[0], "lat": spot[1], "crs": "cgcs2000"}

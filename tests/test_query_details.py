@@ -17,22 +17,13 @@ from fastapi.testclient import TestClient
 
 from gis_service.demo.loader import psycopg_conninfo
 from gis_service.query import details
-from tests.fixtures import auth
+from tests.fixtures import auth, staffed_grid_point
 
 
 @pytest.fixture(scope="module")
 def spot(demo_url: str) -> tuple[float, float]:
     """A point inside a grid of 石峰区 that has a grid worker."""
-    with psycopg.connect(psycopg_conninfo(demo_url)) as c:
-        row = c.execute(
-            "SELECT ST_X(p), ST_Y(p) FROM (SELECT ST_PointOnSurface(g.geom) p FROM grid g"
-            " WHERE g.grid_code LIKE '430204%' AND g.valid_to IS NULL AND EXISTS ("
-            "   SELECT 1 FROM grid_assignment ga WHERE ga.grid_id = g.id"
-            "   AND ga.role = 'grid_worker' AND ga.end_date IS NULL)"
-            " ORDER BY g.grid_code LIMIT 1) s"
-        ).fetchone()
-    assert row is not None
-    return float(row[0]), float(row[1])
+    return staffed_grid_point(demo_url)
 
 
 @pytest.fixture
