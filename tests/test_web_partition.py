@@ -353,6 +353,49 @@ def assert_table_is_db(page: Any, url: str, pid: int) -> dict[int, tuple[str, in
     return db
 
 
+def touching_grids(url: str, pid: int, unit: int) -> set[int]:
+    """Grids (labels) of the proposal within 1 m of a unit, by PostGIS on the stored units."""
+    with psycopg.connect(psycopg_conninfo(url)) as c:
+        rows = c.execute(
+            """SELECT DISTINCT v.label
+               FROM grid_proposal_unit u JOIN grid_proposal_unit v
+                 ON v.proposal_id = u.proposal_id AND v.community_code = u.community_code
+                AND v.label <> u.label
+                AND ST_DWithin(u.geom::geography, v.geom::geography, 1.0)
+               WHERE u.proposal_id = %s AND u.community_code = %s AND u.idx = %s""",
+            (pid, EDIT_COMMUNITY, unit),
+        ).fetchall()
+    return {int(r[0]) for r in rows}
+
+
+def assert_move_offers_only_neighbours(
+    page: Any, base: str, url: str, pid: int, unit: int, labels: list[int]
+) -> None:
+    """The "move into" list holds only grids the picked unit touches (it listed them all).
+
+    Offered grids touch the unit (PostGIS, independent of the page and of the unit graph);
+    every other grid of the community is one the API refuses as not bordering the unit.
+    """
+    offered = {
+        int(v)
+        for v in page.locator("#pt-move-to option").evaluate_all("(os) => os.map((o) => o.value)")
+    }
+    others = set(labels) - {labels[unit]}
+    assert offered, "no grid offered for a unit that borders another grid"
+    assert offered <= touching_grids(url, pid, unit), offered
+    left_out = others - offered
+    assert left_out, "the community's other grids all border the unit: the test proves nothing"
+    for lab in sorted(left_out):
+        r = httpx.post(
+            f"{base}/grids/proposals/{pid}/edits",
+            json={"op": "move", "community_code": EDIT_COMMUNITY, "unit": unit, "to_label": lab},
+            headers=auth("a_planner"),
+            timeout=60,
+        )
+        assert r.status_code == 422, (lab, r.text)
+        assert "does not border" in r.text, (lab, r.text)
+
+
 def open_community(page: Any, community: str) -> None:
     page.select_option("#pt-township", TOWNSHIP)
     page.wait_for_selector(f"#pt-community option[value='{community}']", state="attached")
@@ -379,6 +422,7 @@ def test_planner_edits_the_proposal_on_the_map(chromium: Any, base: str, own_dem
 
         # 1. Move a unit picked on the map: both grids' households change by its households.
         pick_unit(page, proposal, u)
+        assert_move_offers_only_neighbours(page, base, own_demo, pid, u, labels)
         page.select_option("#pt-move-to", str(dst))
         screenshot(page, "web_partition_edit_pick")
         edit = run_edit(page, "#pt-move")

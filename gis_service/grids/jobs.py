@@ -13,7 +13,13 @@ from sqlalchemy import Connection, Engine, text
 from gis_service.db.engine import make_sync_engine
 from gis_service.domain.scope import Principal
 from gis_service.errors import FieldProblem, InvalidInput
-from gis_service.grids.store import Progress, ProposalRequest, proposal_row, run_proposal
+from gis_service.grids.store import (
+    Progress,
+    ProposalRequest,
+    proposal_graph,
+    proposal_row,
+    run_proposal,
+)
 
 __all__ = ["proposal_view", "run_job", "sync_tx"]
 
@@ -126,6 +132,8 @@ def proposal_view(
     out["grids"] = {"type": "FeatureCollection", "features": features}
     if units_of is not None:
         out["units"] = _units(conn, proposal_id, units_of, list(row.community_codes))
+        if row.status == "ready" and out["units"]["features"]:
+            _add_borders(conn, proposal_id, units_of, out["units"]["features"])
     out["crs"] = "CRS84"  # lon/lat on CGCS2000 (SRID 4490), which GeoJSON viewers draw as WGS84
     out["bbox"] = _bbox(features)
     return out
@@ -166,6 +174,24 @@ def _units(conn: Connection, proposal_id: int, code: str, codes: list[str]) -> d
             for r in rows
         ],
     }
+
+
+def _add_borders(
+    conn: Connection, proposal_id: int, code: str, features: list[dict[str, Any]]
+) -> None:
+    """Each unit's ``borders``: the other grids it may move into (its neighbours' labels).
+
+    Read from the same unit graph a move edit is checked on, so the map offers exactly the
+    grids the edit accepts as bordering (not every grid of the community).
+    """
+    g, labels, _ = proposal_graph(conn, proposal_id, code)
+    borders: list[set[int]] = [set() for _ in range(g.n)]
+    for a, b in zip(g.edge_a.tolist(), g.edge_b.tolist(), strict=True):
+        borders[a].add(int(labels[b]))
+        borders[b].add(int(labels[a]))
+    for f in features:
+        i = f["properties"]["idx"]
+        f["properties"]["borders"] = sorted(borders[i] - {int(labels[i])})
 
 
 def _bbox(features: list[dict[str, Any]]) -> list[float] | None:

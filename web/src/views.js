@@ -195,8 +195,8 @@ function editHtml(p, may) {
   return `<h3>调整方案</h3>
     <div class="note">在地图上单击一个单元（街区或楼栋单元）将其选中，再选择相邻网格移入；也可合并两个相邻网格或拆分一个网格。每次调整都重新校验连片和户数均衡，不连片的调整会被拒绝。</div>
     <div class="form-row"><label>选中单元</label><span id="pt-unit">${u ? `单元 ${u.idx}（${fmt(u.households)}户，现属 ${escapeHtml(home ? home.properties.grid_code.slice(-3) : String(u.label))}）` : '未选择'}</span></div>
-    <div class="form-row"><label>移入网格</label><select id="pt-move-to" ${dis}>${grids.filter((f) => !u || f.properties.label !== u.label).map((f) => gridOption(f)).join('')}</select>
-      <button type="button" class="primary" id="pt-move" ${may && u && !partitionUi.busy ? '' : 'disabled'}>移动</button></div>
+    <div class="form-row"><label>移入网格</label><select id="pt-move-to" ${dis}>${grids.filter((f) => u && u.borders.includes(f.properties.label)).map((f) => gridOption(f)).join('')}</select>
+      <button type="button" class="primary" id="pt-move" ${may && u && u.borders.length && !partitionUi.busy ? '' : 'disabled'}>移动</button></div>
     <div class="form-row"><label>合并</label><select id="pt-merge-a" ${dis}>${grids.map((f, i) => gridOption(f, i === 0 ? f.properties.label : null)).join('')}</select>
       <label>并入</label><select id="pt-merge-b" ${dis}>${grids.map((f, i) => gridOption(f, i === 1 ? f.properties.label : null)).join('')}</select>
       <button type="button" class="secondary" id="pt-merge" ${dis}>合并</button></div>
@@ -209,7 +209,11 @@ function bindEdits(el, ctx, may) {
   const p = partitionUi.proposal;
   const editing = Boolean(p && p.status === 'ready' && p.units);
   ctx.state.pickUnit = editing ? (props) => {
-    partitionUi.unit = { idx: Number(props.idx), label: Number(props.label), households: Number(props.households) };
+    // the grids this unit borders come from the API's unit graph (the one a move is checked on)
+    const idx = Number(props.idx);
+    const unit = partitionUi.proposal.units.features.find((f) => f.properties.idx === idx);
+    const borders = unit && Array.isArray(unit.properties.borders) ? unit.properties.borders : [];
+    partitionUi.unit = { idx, label: Number(props.label), households: Number(props.households), borders };
     ctx.hooks.pickedUnit = partitionUi.unit;
     showUnits(ctx);
     renderPartition(el, ctx);
