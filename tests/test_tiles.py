@@ -505,3 +505,20 @@ def test_change_feed_delivers_table_and_bbox(demo_url: str, freshness: str) -> N
     assert bbox is not None
     assert bbox[0] <= bbox[2]
     assert 112 < bbox[0] < 115
+
+
+def test_connection_warm_up_projects_both_ways_like_pyproj(conn: psycopg.Connection[Any]) -> None:
+    """The tile connections' warm-up statement runs and transforms as pyproj does."""
+    from gis_service.tiles.service import _WARM
+
+    envelope, px, py = conn.execute(
+        f"SELECT ST_AsText(ST_Envelope(e)), ST_X(p), ST_Y(p) FROM ({_WARM}) AS w(e, p)"
+    ).fetchone()  # type: ignore[misc]
+    assert (px, py) == pytest.approx(
+        Transformer.from_crs(4490, 3857, always_xy=True).transform(113.1, 27.8), abs=0.01
+    )
+    w, s, e, n = merc_bounds(10, 834, 421)
+    (lon0, lon1), (lat0, lat1) = Transformer.from_crs(3857, 4490, always_xy=True).transform(
+        [w, e], [s, n]
+    )
+    assert shapely.from_wkt(envelope).bounds == pytest.approx((lon0, lat0, lon1, lat1), abs=1e-7)

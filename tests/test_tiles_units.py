@@ -133,3 +133,36 @@ def test_tile_sql_binds_values_and_quotes_names() -> None:
     assert "GROUP BY" in ent.sql
     towns = tile_query(load_registry().get("townships"), 10, scoped=False)
     assert towns.params == {"f0": "township"}
+
+
+def _transform_targets(sql: str) -> set[int]:
+    """The target SRID (last argument) of every ``ST_Transform(...)`` call in ``sql``."""
+    targets = set()
+    start = sql.find("ST_Transform(")
+    while start != -1:
+        depth, end = 0, start + len("ST_Transform")
+        while True:
+            depth += {"(": 1, ")": -1}.get(sql[end], 0)
+            if depth == 0:
+                break
+            end += 1
+        targets.add(int(sql[start:end].rsplit(",", 1)[1].strip()))
+        start = sql.find("ST_Transform(", start + 1)
+    return targets
+
+
+def test_connection_warm_up_covers_every_projection_of_the_tile_sql() -> None:
+    """PostGIS sets PROJ up per backend and per direction (~120 ms CPU each): the warm-up
+    must cover every direction a tile statement uses, else a fresh connection's first
+    tile pays it (it did for storage SRID → 3857 until 2026-11-23)."""
+    from gis_service.tiles.service import _WARM
+    from gis_service.types import STORAGE_SRID
+
+    used = set()
+    for spec in load_registry():
+        for z in range(spec.minzoom, spec.maxzoom + 1):
+            for scoped in (False, True):
+                used |= _transform_targets(tile_query(spec, z, scoped).sql)
+    assert used == {STORAGE_SRID, 3857}
+    assert _transform_targets(_WARM) == used
+    assert f"ST_SetSRID(ST_MakePoint(113.1, 27.8), {STORAGE_SRID}), 3857)" in _WARM
