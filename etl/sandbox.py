@@ -11,9 +11,13 @@ from __future__ import annotations
 
 import multiprocessing
 import multiprocessing.connection
+import multiprocessing.process
 import os
 import resource
+import sys
+import threading
 import traceback
+import types
 from collections.abc import Callable
 from typing import Any
 
@@ -97,6 +101,29 @@ def warm_up() -> None:
     multiprocessing.forkserver.ensure_running()
 
 
+#: Serialises :func:`_start_without_main`'s swap of ``sys.modules["__main__"]``.
+_START_LOCK = threading.Lock()
+
+
+def _start_without_main(proc: multiprocessing.process.BaseProcess) -> None:
+    """Start ``proc`` without the child re-running the parent's main script.
+
+    multiprocessing tells every child to import the parent's ``__main__`` by path; for the
+    ``gis-service`` console script that is the whole CLI and API (FastAPI, SQLAlchemy,
+    Typer …: about 1 s of CPU per parse on top of the preloaded readers), for a benchmark
+    script its own imports. The child needs none of it: what it runs is named by module
+    (``etl.portable``). While the process starts, ``__main__`` is a bare module, so there is
+    no path to import; the real one is back before anything else runs under the lock.
+    """
+    with _START_LOCK:
+        main = sys.modules["__main__"]
+        sys.modules["__main__"] = types.ModuleType("__main__")
+        try:
+            proc.start()
+        finally:
+            sys.modules["__main__"] = main
+
+
 def run_limited(
     fn: Callable[..., Any],
     *args: Any,
@@ -116,7 +143,7 @@ def run_limited(
         args=(child, fn, args, kwargs, memory_mb, int(seconds) + 1),
         daemon=True,
     )
-    proc.start()
+    _start_without_main(proc)
     child.close()
     try:
         if not parent.poll(seconds):

@@ -11,6 +11,8 @@ import datetime as dt
 import json
 import resource
 import stat
+import subprocess
+import sys
 import tempfile
 import time
 import zipfile
@@ -878,6 +880,31 @@ def _gdal_skip() -> str | None:
     import os
 
     return os.environ.get("GDAL_SKIP")
+
+
+def test_parsing_children_do_not_rerun_the_main_script(tmp_path: Path) -> None:
+    """A child must not import the parent's main script again (the ``gis-service`` console
+    script would load the whole CLI and API into every parse), yet the caller's main is
+    untouched afterwards."""
+    mark = tmp_path / "imported"
+    script = tmp_path / "main_script.py"
+    script.write_text(
+        "import sys\n"
+        "from pathlib import Path\n"
+        "if __name__ != '__main__':\n"
+        f"    Path({str(mark)!r}).write_text(__name__)\n"
+        "from etl import sandbox\n"
+        "if __name__ == '__main__':\n"
+        "    main = sys.modules['__main__']\n"
+        "    print(sandbox.run_limited(str.upper, 'ok', memory_mb=1024, seconds=30))\n"
+        "    print(sys.modules['__main__'] is main)\n",
+        encoding="utf-8",
+    )
+    done = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert done.stdout.split() == ["OK", "True"], done.stderr[-2000:]
+    assert not mark.exists(), mark.read_text()
 
 
 def test_the_sandbox_environment_is_the_childrens_only() -> None:
