@@ -49,6 +49,10 @@ def pack_column(column: pd.Series[Any]) -> Any:
     Numeric columns already pickle as one buffer; mixed object columns (ledger cells with
     numbers, dates and text) keep their Python values exactly.
     """
+    if isinstance(column.dtype, pd.ArrowDtype) and pa.types.is_large_string(
+        column.dtype.pyarrow_dtype
+    ):
+        return pa.array(column)  # text the reader kept as Arrow (``keep_text``)
     if column.dtype != object:
         return column
     try:
@@ -68,10 +72,11 @@ def unpack_column(packed: Any) -> pd.Series[Any]:
 def unpack_frame(columns: dict[str, Any], rows: int) -> pd.DataFrame:
     """The reader's frame from :func:`read_portable`'s ``columns``.
 
-    ``rows`` long even when the file has geometry and no attribute columns.
+    ``rows`` long even when the file has geometry and no attribute columns. Columns go in
+    as Series so text stays object dtype (see ``etl.readers.common.text_frame``).
     """
     return pd.DataFrame(
-        {name: unpack_column(packed).to_numpy() for name, packed in columns.items()},
+        {name: unpack_column(packed) for name, packed in columns.items()},
         columns=list(columns),
         index=pd.RangeIndex(rows),
     )

@@ -11,6 +11,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from etl.model import FileRejected
 from gis_service.errors import GisError, TooLarge
@@ -134,7 +136,13 @@ def refuse_replacement_chars(frame: pd.DataFrame, name: str) -> None:
     bad_columns = [c for c in frame.columns if "\ufffd" in str(c)]
     for column in frame.columns:
         series = frame[column]
-        if (
+        if isinstance(series.dtype, pd.ArrowDtype) and pa.types.is_large_string(
+            series.dtype.pyarrow_dtype
+        ):
+            text = pa.array(series)
+            if pc.any(pc.match_substring(text, "\ufffd")).as_py():
+                bad_columns.append(str(column))
+        elif (
             series.dtype == object
             and series.map(lambda v: isinstance(v, str) and "\ufffd" in v).any()
         ):

@@ -262,15 +262,21 @@ def _crs(declared: str | None, notes: list[str]) -> CRS | None:
         return None
 
 
-def _column(array: pa.ChunkedArray) -> pd.Series[Any]:
+def _column(array: pa.ChunkedArray, *, keep_text: bool = False) -> pd.Series[Any]:
     """One Arrow column as the readers' pandas column.
 
     Strings stay Python str/None (object dtype) as in the CSV/XLSX readers; dates and
     times become ISO text (``datetime_as_string`` covers only datetimes); integers with
     nulls become floats with NaN, as numpy has no integer NaN.
+
+    ``keep_text``: text columns stay Arrow (``pd.ArrowDtype``) for the sandboxed child,
+    which only hands them on (``etl.portable.pack_column``): a million ``str`` made there
+    and turned back into Arrow cost about a second per column.
     """
     values = array.combine_chunks()
     kind = values.type
+    if keep_text and (pa.types.is_string(kind) or pa.types.is_large_string(kind)):
+        return pd.Series(values.cast(pa.large_string()), dtype=pd.ArrowDtype(pa.large_string()))
     if pa.types.is_date(kind) or pa.types.is_time(kind) or pa.types.is_timestamp(kind):
         texts = np.empty(len(values), dtype=object)
         texts[:] = [None if v is None else v.isoformat() for v in values.to_pylist()]
@@ -349,8 +355,10 @@ def _read_ogr(
     # Columns by position: the fid first, the fields in file order, the geometry last.
     columns = table.columns
     names, name_notes = unique_names(fields)
+    # Series, not arrays: pandas 3 would turn object arrays of text into its ``str`` dtype
+    # (None → NaN, and back to objects for the column mapping: 1 s per million rows).
     frame = pd.DataFrame(
-        {name: _column(columns[1 + i]).to_numpy() for i, name in enumerate(names)},
+        {name: _column(columns[1 + i], keep_text=not parse) for i, name in enumerate(names)},
         columns=names,
         index=pd.RangeIndex(count),  # rows even when the file has no attribute column
     )
