@@ -264,8 +264,9 @@ class Loader:
             elif oid not in _BINARY_PY_TYPES:
                 return None
         for name, values in zip(self.data.columns, self.data.values, strict=True):
-            want = _BINARY_PY_TYPES[found[name]]
-            if not all(v is None or type(v) is want for v in values):
+            # The set of types, collected at C speed: a generator over a million values
+            # per column cost ~1.5 s of the COPY loop's thread.
+            if not set(map(type, values)) <= {type(None), _BINARY_PY_TYPES[found[name]]}:
                 return None
         return [int(oid) for oid in oids if oid is not None]
 
