@@ -11,6 +11,7 @@ not see them.
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
@@ -48,6 +49,7 @@ Row = list[Any]
 OPEN_SHELTER = "t.status IN ('open', 'opening') AND t.capacity > t.current_occupancy"
 
 
+@functools.lru_cache(maxsize=256)
 def _main_sql(scope: str | None, *, batch: bool) -> str:
     """The locate statement; ``batch`` tests the area scope against a per-statement hash."""
     s_village = scope_sql("a.code", scope, per_row=not batch, hashed=batch)
@@ -345,8 +347,14 @@ async def locate_points(
     rows: list[Row] = []
     parts = _chunks(lon, lat)
     run = _run_chunks(conn, statement, parts, common=common, lon=lon, lat=lat, into=rows)
-    # The feed check (its own connection) runs while the statement does.
-    fresh, _ = await asyncio.gather(_fresh(cache, after), run)
+    if len(lon) == 1:
+        # One point: the request's principal check has nearly always taken the feed round
+        # its ticket needs, so the check is free; running both at once would cost two tasks.
+        await run
+        fresh = await _fresh(cache, after)
+    else:
+        # The feed check (its own connection) runs while the statements do.
+        fresh, _ = await asyncio.gather(_fresh(cache, after), run)
     found = await _details(conn, rows, cache, fresh)
     return _assemble(rows, found, principal, lon, lat)
 

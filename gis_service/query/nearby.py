@@ -9,6 +9,7 @@ caller's area.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from dataclasses import dataclass
 from typing import Any
 
@@ -141,6 +142,7 @@ async def nearby(
     return pages
 
 
+@functools.lru_cache(maxsize=256)
 def _nearest_sql(layer: QueryLayer, scope: str | None) -> str:
     where = f"{layer.where} AND {scope_sql('t.' + layer.scope_column, scope, per_row=True)}"
     knn_bound = knn_bound_geography_sql if layer.geography_index else knn_bound_sql

@@ -75,10 +75,22 @@ def bad_points(lon: FloatArray, lat: FloatArray) -> npt.NDArray[np.bool_]:
     return result
 
 
+#: Input systems whose numbers are storage coordinates (no conversion).
+_AS_STORED = frozenset({InputCrs.wgs84, InputCrs.cgcs2000})
+
+
+def _inside_china(lon: float, lat: float) -> bool:
+    """:func:`bad_points`' test for one finite point, on plain floats."""
+    x0, y0, x1, y1 = CHINA_BBOX
+    return x0 <= lon <= x1 and y0 <= lat <= y1
+
+
 def storage_point(lon: float, lat: float, system: InputCrs) -> tuple[float, float]:
     """One point in storage coordinates, or InvalidInput naming ``lon``/``lat``."""
     if not (math.isfinite(lon) and math.isfinite(lat)):
         raise _refuse("query.lon", "coordinates must be finite numbers", "坐标必须是有限数值")
+    if system in _AS_STORED and _inside_china(lon, lat):
+        return float(lon), float(lat)  # the common case, without numpy's per-call cost
     x, y = to_storage(np.array([lon]), np.array([lat]), system)
     if bad_points(x, y)[0]:
         hint = (
