@@ -227,3 +227,46 @@ def test_first_load_into_an_empty_table_is_binary_frozen_and_keeps_the_geometry_
         for s, e in zip(stored, expected, strict=True)
     )
     assert {r[3] for r in rows} == {"CGCS2000"}
+
+
+def test_a_big_load_announces_its_tile_change_once_with_the_written_box(
+    empty_city: str, buildings_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The per-statement tile trigger is off during a big load (its transition table would
+    hold every row); the importer announces one INSERT change itself: the same log row and
+    NOTIFY, with the box of exactly the rows written (not of the refused one in 深圳)."""
+    monkeypatch.setattr(load, "BULK_REBUILD_MIN_ROWS", 100)
+    monkeypatch.setattr(load, "_CHUNK_ROWS", 128)
+    conninfo = loader.psycopg_conninfo(empty_city)
+    with psycopg.connect(conninfo) as c:
+        c.execute("DELETE FROM building")
+        c.execute("DELETE FROM import_batch")
+        c.commit()
+        row = c.execute("SELECT coalesce(max(id), 0) FROM tile_change").fetchone()
+        assert row is not None
+        since = int(row[0])
+    with psycopg.connect(conninfo, autocommit=True) as listener:
+        listener.execute("LISTEN gis_tile_change")
+        report = _import(empty_city, buildings_file, scope_code="430204", skip_bad_rows=True)
+        assert report.status == "succeeded", report.as_dict()
+        assert report.rows_inserted == 600
+        heard = [n.payload for n in listener.notifies(timeout=2, stop_after=10)]
+    with psycopg.connect(conninfo) as c:
+        changes = c.execute(
+            "SELECT id, op, min_x, min_y, max_x, max_y FROM tile_change"
+            " WHERE id > %s AND table_name = 'building' AND op = 'INSERT'",
+            (since,),
+        ).fetchall()
+        stored = shapely.from_wkb(
+            [r[0] for r in c.execute("SELECT ST_AsBinary(geom) FROM building").fetchall()]
+        )
+        disabled = c.execute(
+            "SELECT tgname FROM pg_trigger WHERE tgrelid = 'building'::regclass"
+            " AND NOT tgisinternal AND tgenabled = 'D'"
+        ).fetchall()
+    assert len(changes) == 1, changes
+    box = np.array(changes[0][2:])
+    assert np.allclose(box, shapely.total_bounds(stored), rtol=0, atol=1e-9)
+    assert box[1] > 27  # the row in 深圳 (y ≈ 22.5) was refused and is not in the box
+    assert f"{changes[0][0]}|building|" in "\n".join(heard), heard
+    assert disabled == []
