@@ -102,7 +102,14 @@ _FAST = {
 def _plain_query(raw: bytes, allowed: frozenset[str]) -> dict[str, str] | None:
     """The query string as a dict when it is unremarkable (known keys, once each), else None."""
     out: dict[str, str] = {}
-    for key, value in parse_qsl(raw.decode("latin-1"), keep_blank_values=True):
+    text = raw.decode("latin-1")
+    # Nothing to unescape (the usual query): split as parse_qsl would, for a third of its CPU.
+    pairs = (
+        parse_qsl(text, keep_blank_values=True)
+        if "%" in text or "+" in text
+        else [(k, v) for k, _, v in (p.partition("=") for p in text.split("&") if p)]
+    )
+    for key, value in pairs:
         if key not in allowed or key in out:
             return None
         out[key] = value
