@@ -30,6 +30,26 @@ export function distance(a, b) {
   return 2 * R * Math.asin(Math.sqrt(h));
 }
 
+/** Whether a GeoJSON source's data holds any feature. */
+function hasFeatures(data) { return Boolean(data && data.features && data.features.length); }
+
+/**
+ * A layer of an empty GeoJSON overlay (drawing, highlight, proposal …) is hidden: MapLibre
+ * loads no tiles for a source none of whose layers is visible. Otherwise each empty overlay
+ * cuts its own tiles of the view in the worker at start-up (six overlays, four tiles each on
+ * the district view), each answer another message and redraw before the first map is idle.
+ */
+export function overlayVisibility(data) { return hasFeatures(data) ? 'visible' : 'none'; }
+
+/** Show or hide the layers of one GeoJSON overlay after its data changed. */
+export function showOverlay(map, source, data) {
+  const v = overlayVisibility(data);
+  map.getLayersOrder().forEach((id) => {
+    const layer = map.getLayer(id);
+    if (layer && layer.source === source && layer.visibility !== v) map.setLayoutProperty(id, 'visibility', v);
+  });
+}
+
 export function drawLayers() {
   return [
     { id: 'draw-fill', type: 'fill', source: DRAW_SOURCE, filter: ['==', ['geometry-type'], 'Polygon'],
@@ -177,6 +197,9 @@ export class DrawTool {
 
   render() {
     const source = this.map.getSource(DRAW_SOURCE);
-    if (source) source.setData(this.data());
+    if (!source) return;
+    const data = this.data();
+    source.setData(data);
+    showOverlay(this.map, DRAW_SOURCE, data);
   }
 }
