@@ -368,20 +368,20 @@ def main() -> None:
     print(json.dumps(res, indent=1))
 
 
-#: The last committed run (0acb917, quiet machine, load 1.8 / 2.5), before the geography
-#: indexes of migration 0018 and the shared change feed; keyed like the rows.
+#: The last committed run (0471065, quiet machine 00:55 UTC, load 1.6 / 2.4), before the
+#: read pool was sized at twice the main pool; keyed like the rows.
 PREVIOUS = {
-    "me_seq": "median 2.1 ms, p99 3.6 ms",
-    "me_wrk": "2493 req/s, p99 138.2 ms, CPU/request app 0.74 ms + PostgreSQL 0.01 ms",
-    "locate_seq": "median 4.0 ms, p99 6.4 ms",
-    "locate_wrk": "854 req/s, p50 36.7 ms, p99 54.1 ms, CPU/request app 1.28 ms + PostgreSQL 0.99 ms",
-    "nearest_seq": "median 3.5 ms, p99 4.9 ms",
-    "nearest_wrk": "943 req/s, p50 33.2 ms, p99 56.3 ms, CPU/request app 1.41 ms + PostgreSQL 0.63 ms",
-    "area": "median 66 ms, max 218 ms",
-    "batch": "median 2.35 s; CPU per warm run app 0.62 s + PostgreSQL 3.02 s",
-    "direct_locate": "median 5.0 ms, p99 7.7 ms",
-    "direct_nearest": "median 2.3 ms, p99 2.8 ms",
-    "direct_batch": "3.60 s",
+    "me_seq": "median 1.8 ms, p99 2.6 ms",
+    "me_wrk": "2741 req/s, p99 125.5 ms, CPU/request app 0.67 ms + PostgreSQL 0.01 ms",
+    "locate_seq": "median 4.1 ms, p99 6.4 ms",
+    "locate_wrk": "944 req/s, p50 33.5 ms, p99 74.1 ms, CPU/request app 1.25 ms + PostgreSQL 0.81 ms",
+    "nearest_seq": "median 3.3 ms, p99 5.5 ms",
+    "nearest_wrk": "1002 req/s, p50 31.6 ms, p99 44.6 ms, CPU/request app 1.29 ms + PostgreSQL 0.63 ms",
+    "area": "median 69 ms, max 214 ms",
+    "batch": "median 1.84 s; CPU per warm run app 0.56 s + PostgreSQL 2.21 s",
+    "direct_locate": "median 3.5 ms, p99 6.1 ms",
+    "direct_nearest": "median 1.8 ms, p99 2.4 ms",
+    "direct_batch": "2.84 s",
 }
 
 
@@ -402,6 +402,32 @@ BASELINE = {
     "direct_nearest": "median 5.6 ms, p99 12.8 ms",
     "direct_batch": "9.56 s",
 }
+
+
+#: What changed between committed runs and how it was judged (written under the table).
+HISTORY = [
+    "## History",
+    "",
+    "- 03:00 UTC stop, read pool and fast-path CPU (after the 00:55 quiet run of 0471065,",
+    "  which is the previous-run column). The read pool is twice the main pool (16",
+    "  connections per worker, was 8): under wrk each worker has about 16 point queries in",
+    "  flight, and with 8 connections half of them queued in psycopg_pool (a waiter, a timer",
+    "  and a task each) and then needed feed rounds of their own. The locate statement text",
+    "  is built once per area scope, one point's feed check follows its statement (no",
+    "  gather, two tasks fewer), wgs84/cgcs2000 points are checked on plain floats, and a",
+    "  query string without escapes is split without parse_qsl. Judged by CPU per request",
+    "  on a busy box (load 5-11; the PostgreSQL cluster was shared with other benchmarks):",
+    "  in-process, 16 concurrent `GET /query/locate` on the city demo, PostgreSQL CPU of",
+    "  that app's own backends: read pool 8 -> 16, app 1.64-1.88 -> 1.00-1.36 ms and",
+    "  PostgreSQL 1.02-1.22 -> 0.86-0.96 ms per request (feed rounds per request 0.45 ->",
+    "  0.16); the smaller changes, on uvloop as uvicorn runs it, app 0.78-0.95 -> 0.67-0.90",
+    "  ms. Over HTTP with this script's wrk set-up, old and new code interleaved, two runs:",
+    "  app CPU per locate 2.15 / 3.62 -> 1.53 / 1.24 ms, per nearest 2.27 / 1.72 -> 1.45 /",
+    "  1.01 ms (req/s at that load: locate 210 / 71 -> 324 / 395, nearest 189 / 358 -> 181",
+    "  / 556). A full run at 03:00 UTC under load 9.5 / 10.4 (the `/me` floor 521 req/s,",
+    "  2,741 when quiet) measured nothing about the goals and was not kept.",
+    "",
+]
 
 
 def write(res: dict[str, Any], args: argparse.Namespace) -> None:
@@ -460,6 +486,7 @@ def write(res: dict[str, Any], args: argparse.Namespace) -> None:
         "on an idle 2-core machine, req/s is bounded by about 2,000 ms / (app + PostgreSQL",
         "+ wrk CPU per request).",
         "",
+        *HISTORY,
     ]
     args.out.write_text("\n".join(lines), encoding="utf-8")
 
