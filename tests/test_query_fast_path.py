@@ -9,13 +9,18 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import parse_qsl
 
+import numpy as np
 import psycopg
 import pytest
 from fastapi.testclient import TestClient
 
 from gis_service.api.app import create_app
+from gis_service.api.routes.query import _plain_query
 from gis_service.demo.loader import psycopg_conninfo
+from gis_service.errors import InvalidInput
+from gis_service.query import params as qp
 from gis_service.settings import Settings
 from tests.fixtures import auth
 
@@ -143,3 +148,49 @@ def test_authentication_is_the_same(fast: TestClient, points: list[tuple[float, 
         assert _body(f) == _body(r)
     f = fast.get(url, headers={**auth("a_viewer"), "X-Request-ID": "fastpath-0001"})
     assert f.headers["x-request-id"] == "fastpath-0001"
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"lon=113.1&lat=27.8",
+        b"lon=1&&lat=2&",
+        b"lon&lat=2",
+        b"lon=1=2&lat=3",
+        b"",
+        b"&",
+        b"=x&lon=1",
+        b"lon=1;lat=2",
+        b"lon=%31&lat=2",
+        b"lon=1+2&lat=2",
+        b"lon=1&lon=2",
+        b"lon=1&layer=x",
+        b"lat=\xe4",
+    ],
+)
+def test_query_string_split_is_parse_qsl(raw: bytes) -> None:
+    """The direct split of an escape-free query string answers what parse_qsl answers."""
+    allowed = frozenset({"lon", "lat", ""})
+    expected: dict[str, str] | None = {}
+    for key, value in parse_qsl(raw.decode("latin-1"), keep_blank_values=True):
+        if expected is None or key not in allowed or key in expected:
+            expected = None
+            break
+        expected[key] = value
+    assert _plain_query(raw, allowed) == expected
+
+
+@pytest.mark.parametrize(
+    ("lon", "lat"),
+    [(113.1, 27.8), (73.0, 3.0), (136.0, 54.0), (72.999, 30.0), (113.0, 54.001), (27.8, 113.1)],
+)
+def test_storage_point_plain_floats_are_numpy_check(lon: float, lat: float) -> None:
+    """wgs84/cgcs2000 points checked on plain floats: same point, same refusal as gcj02's path."""
+    inside = not qp.bad_points(np.array([lon]), np.array([lat]))[0]
+    for system in (qp.InputCrs.wgs84, qp.InputCrs.cgcs2000):
+        if inside:
+            assert qp.storage_point(lon, lat, system) == (lon, lat)
+        else:
+            with pytest.raises(InvalidInput) as refused:
+                qp.storage_point(lon, lat, system)
+            assert [f.field for f in refused.value.fields] == ["query.lon", "query.lat"]
