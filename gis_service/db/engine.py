@@ -327,7 +327,10 @@ _DIALECT = psycopg_dialect.dialect()  # type: ignore[no-untyped-call]
 
 
 def _row(cursor: Any) -> Callable[[Sequence[Any]], ReadRow]:
-    names = [c.name for c in cursor.description or ()]
+    # Field names straight from the libpq result: ``description`` makes a Column object per
+    # field of every statement (cProfile: a tenth of the CPU of a 12-column nearest).
+    res = cursor.pgresult
+    names = [(res.fname(i) or b"").decode() for i in range(res.nfields)] if res else []
 
     def make(values: Sequence[Any]) -> ReadRow:
         return ReadRow(dict(zip(names, values, strict=True)))

@@ -46,7 +46,7 @@ class LayerPage:
 
 def plain(value: Any) -> Any:
     """A JSON-ready value (dates as ISO strings)."""
-    if isinstance(value, dt.date | dt.datetime):
+    if isinstance(value, dt.date):  # datetimes too (a subclass)
         return value.isoformat()
     return value
 
