@@ -425,7 +425,12 @@ HISTORY = [
     "  app CPU per locate 2.15 / 3.62 -> 1.53 / 1.24 ms, per nearest 2.27 / 1.72 -> 1.45 /",
     "  1.01 ms (req/s at that load: locate 210 / 71 -> 324 / 395, nearest 189 / 358 -> 181",
     "  / 556). A full run at 03:00 UTC under load 9.5 / 10.4 (the `/me` floor 521 req/s,",
-    "  2,741 when quiet) measured nothing about the goals and was not kept.",
+    "  2,741 when quiet) measured nothing about the goals and was not kept. Then: read",
+    "  connections take the result's field names from libpq instead of psycopg's",
+    "  description (a Column object per field per statement, a tenth of a 12-column",
+    "  nearest in cProfile); in-process, 16 concurrent nearest k=5, app CPU median about",
+    "  0.99 -> 0.84 ms (noisy: 0.80-1.21 -> 0.77-1.26 ms). An HTTP A/B of the final code",
+    "  was cut short: the shared bench cluster was restarted under it.",
     "",
 ]
 
