@@ -429,8 +429,11 @@ HISTORY = [
     "  connections take the result's field names from libpq instead of psycopg's",
     "  description (a Column object per field per statement, a tenth of a 12-column",
     "  nearest in cProfile); in-process, 16 concurrent nearest k=5, app CPU median about",
-    "  0.99 -> 0.84 ms (noisy: 0.80-1.21 -> 0.77-1.26 ms). An HTTP A/B of the final code",
-    "  was cut short: the shared bench cluster was restarted under it.",
+    "  0.99 -> 0.84 ms (noisy: 0.80-1.21 -> 0.77-1.26 ms). HTTP A/B of the final code",
+    "  against 6d72e5d at 03:18 UTC (load 6-7), app CPU per locate 1.67 / 1.74 -> 1.05 /",
+    "  1.46 ms, per nearest 1.33 / 1.44 -> 1.00 / 1.09 ms (locate 437 / 416 -> 646 / 284",
+    "  req/s, nearest 696 / 569 -> 712 / 655; the PostgreSQL figures were the cluster's,",
+    "  shared with another benchmark, and are not quoted).",
     "",
 ]
 
