@@ -217,6 +217,22 @@ def test_first_load_into_an_empty_table_is_binary_frozen_and_keeps_the_geometry_
         c.rollback()
         c.execute("ALTER TABLE building VALIDATE CONSTRAINT ck_building_geom_valid")
         c.commit()
+        # The primary key, rebuilt after the load, and ids reserved at once: consecutive in
+        # file order, and the sequence goes on after them.
+        ids = [r[0] for r in c.execute("SELECT id FROM building ORDER BY id").fetchall()]
+        pk = c.execute(
+            "SELECT pg_get_constraintdef(oid) FROM pg_constraint"
+            " WHERE conrelid = 'building'::regclass AND contype = 'p'"
+        ).fetchone()
+        following = c.execute(
+            "INSERT INTO building (geom) SELECT geom FROM building WHERE id = %s RETURNING id",
+            (ids[0],),
+        ).fetchone()
+        c.rollback()
+    assert pk == ("PRIMARY KEY (id)",)
+    assert ids == list(range(ids[0], ids[0] + 600))
+    assert following is not None
+    assert following[0] > ids[-1]
     expected = shapely.set_precision(np.asarray(frame.geometry), 0)  # same shapes
     expected = shapely.transform(expected, lambda xy: np.round(xy, 7))
     stored = shapely.from_wkb([r[1] for r in rows])
