@@ -47,13 +47,21 @@ HISTORY = (
     " migration 0013; stamping and WKB done chunk by chunk while COPY runs) → 41.9 s"
     " (binary COPY of the WKB; a first load into the empty table truncates it, COPY FREEZE"
     " without WAL under wal_level=minimal, the ST_IsValid CHECK proven by the importer and"
-    " re-added NOT VALID; one vertex read less) → this table (measured with the index"
+    " re-added NOT VALID; one vertex read less) → 35.7 s (measured with the index"
     " rebuild's maintenance_work_mem raised to 256 MB, removed afterwards: load.index 4.87 s"
     " with it vs 4.53 s without in the engineer's pair; GDAL's WKB array handed"
     " to the parent as it is; WKB parsing, vertex reads and rewrites, bounds and the validity"
-    " check split over both cores, etl/parallel.py: read 10.5 → 9.0 s, prepare 8.0 → 6.2 s)."
-    " ogr2ogr's median over"
-    " the same runs: 15.1 s → 16.6 s → 16.9 s → 17.5 s → 20.0 s. Same-load A/B while"
+    " check split over both cores, etl/parallel.py: read 10.5 → 9.0 s, prepare 8.0 → 6.2 s)"
+    " → this table (the parsing child no longer re-runs the parent's main script, which for"
+    " the gis-service command or this script loaded the whole CLI/API or the benchmark's"
+    " imports into every parse; text columns leave the child as GDAL's Arrow arrays; the"
+    " binary-COPY type check at C speed; during a first load the tile-change INSERT trigger"
+    " (a transition table of every row) and the AFTER row triggers that skip bulk loads are"
+    " off, the change announced once by gis_tile_changed, migration 0020; the primary key"
+    " rebuilt after COPY and the ids reserved at once instead of a nextval per row: backend"
+    " CPU of a 1M-row INSERT at load 8: PK +2.4 s, identity/defaults +2.0 s; quiet 1M A/B"
+    " load.copy 16.2-24.6 → 12.0 s). ogr2ogr's median over"
+    " the same runs: 15.1 s → 16.6 s → 16.9 s → 17.5 s → 20.0 s → 18.2 s. Same-load A/B while"
     " developing (load average 4-7 on 2 cores, CPU seconds of one import): PostgreSQL"
     " 39.9 → 20.5 s, Python 26.7 → 21.6 s. Tried and not kept this stop: binary COPY rows"
     " encoded column by column with Arrow (the COPY loop's thread 9.0 → 7.9 s CPU at load"
@@ -235,7 +243,7 @@ def main() -> None:
         " proved is re-added NOT VALID, in force for every later write),"
         " streamed in chunks of 100,000 rows while Python stamps each chunk's village/grid (the"
         " gis_stamps rule, vectorised) and checks it against the importer's area; `load.index` ="
-        " rebuilding the secondary indexes (GiST + 2 btree) dropped for this first load.",
+        " rebuilding the primary key and the secondary indexes (GiST + 2 btree) dropped for this first load.",
     ]
     lines += ["", HISTORY]
     OUT.write_text("\n".join(lines) + "\n", encoding="utf-8")
