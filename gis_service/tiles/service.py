@@ -4,7 +4,8 @@ Why not the API's SQLAlchemy pool: each tile is one statement whose text depends
 (layer, zoom, scoped), so a raw psycopg connection in autocommit mode runs it as a
 server-side prepared statement with no BEGIN/COMMIT, no pool reset round trip and no ORM
 layer (tipg spends 6-8 ms of Python per tile; TILE_SERVING.md). Connections are opened with
-parallel query and JIT off (parallel plans make tile SQL ~4x dearer) and warmed with one
+parallel query and JIT off (parallel plans make tile SQL ~4x dearer), generic plans forced
+(no per-tile planning: :attr:`TileSettings.generic_plans`) and warmed with one
 ``ST_Transform`` (PROJ initialisation costs ~150 ms on a fresh backend).
 """
 
@@ -136,6 +137,8 @@ class TileService:
             f"-c statement_timeout={settings.statement_timeout_ms}"
             " -c max_parallel_workers_per_gather=0 -c jit=off -c timezone=Asia/Shanghai"
         )
+        if settings.generic_plans:
+            options += " -c plan_cache_mode=force_generic_plan"
         self.pool = AsyncConnectionPool(
             self.conninfo,
             min_size=min(settings.pool_min, settings.pool_max),

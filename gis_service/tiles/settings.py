@@ -25,6 +25,13 @@ class TileSettings(BaseSettings):
     #: stale; ``notify``: it reads only notifications already received (faster, stale for
     #: the notification latency).
     freshness: Literal["strict", "notify"] = "strict"
+    #: Run the prepared tile statements with their generic plan (``plan_cache_mode =
+    #: force_generic_plan`` on tile connections). Under PostgreSQL's ``auto`` every tile was
+    #: planned afresh (custom plans looked cheaper), which was 25-40 % of a grids or
+    #: enterprises tile's backend CPU (over half for a scoped caller's); the plans are the
+    #: same, as the envelope comes from a materialised CTE the planner cannot see into
+    #: either way. ``false`` only to compare.
+    generic_plans: bool = True
     gzip_level: int = Field(default=6, ge=1, le=9)
     #: Layers in one composite request.
     max_layers: int = Field(default=16, ge=1, le=64)
