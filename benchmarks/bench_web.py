@@ -5,7 +5,7 @@ base (admin boundaries, communities, grids, labels) are loaded and rendered for 
 view (the user's whole district), no tile pending, no transition running. The figure is the
 page's own clock (``performance.now()`` at that ``idle``, navigation start = 0), read back from
 the ``gis:idle`` performance mark; the page also marks ``boot`` (scripts run), ``api`` (start-up
-answers in), ``map`` (MapLibre created), ``load`` and ``render``.
+answers in), ``map`` (MapLibre created), ``load`` and ``render`` (the first frame drawn).
 
 * cold: a new Chromium (fresh profile: no HTTP cache, no GPU shader cache) per load;
 * warm: the same browser opens the page again in a new tab (HTTP and shader caches warm).
@@ -97,7 +97,10 @@ def one_load(page: Any, url: str, server_pid: int) -> dict[str, float]:
     return {
         **marks,
         "programs": page.evaluate(PROGRAMS_JS),
-        "frames": page.evaluate("() => window.__gis.framesToIdle ?? -1"),
+        # MapLibre frames up to the first idle, less those the page left undrawn.
+        "frames": page.evaluate(
+            "() => (window.__gis.framesToIdle ?? -1) - (window.__gis.framesSkipped ?? 0)"
+        ),
         "wall": wall,
         "browser_cpu": cpu_seconds(me) - cpu0,
         "server_cpu": cpu_seconds(server_pid) - srv0,
@@ -174,8 +177,9 @@ def table(results: dict[str, dict[str, Any]], runs: int, load: tuple[float, ...]
         "software GL the browser's CPU (shader compilation and rasterisation in the GPU "
         "process) dominates: on a loaded machine the first-map figure grows with the load "
         "average, the CPU column much less. Map frames = MapLibre frames drawn up to the "
-        "first idle; each is also a composited window frame, which headless Chromium reads "
-        "back from SwiftShader in full.",
+        "first idle (the page draws no frame of a half-loaded start view); each is also a "
+        "composited window frame, which headless Chromium reads back from SwiftShader in "
+        "full. First frame = the first frame drawn.",
         "",
     ]
     return "\n".join(lines)
