@@ -22,7 +22,7 @@ import orjson
 from sqlalchemy import TextClause
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from gis_service.db.engine import QueryConn
+from gis_service.db.engine import QueryConn, ReadConnection
 from gis_service.domain.scope import Principal
 from gis_service.query import details
 from gis_service.query.layers import scope_sql
@@ -277,7 +277,11 @@ async def _run_chunks(
             "ys": _array_literal(lat[part].astype(float).tolist()),
             "ix": _array_literal((part + 1).tolist()),
         }
-        into.extend(orjson.loads((await conn.execute(statement, params)).scalar_one()))
+        if isinstance(conn, ReadConnection):  # one point (GET): libpq directly
+            rows = await conn.scalar_text(statement, params)
+        else:
+            rows = (await conn.execute(statement, params)).scalar_one()
+        into.extend(orjson.loads(rows))
 
 
 def _array_literal(values: list[float] | list[int]) -> str:
