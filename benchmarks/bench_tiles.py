@@ -931,6 +931,14 @@ def run(a: argparse.Namespace) -> None:
         " 0.5-1.4 vs 1.3-1.5 ms); the quiet run's A/B table above is the one to quote. So"
         " part of our distance to the floor closed by skipping planning the floor still"
         " pays: the floor is our SQL as plain statements, not our cheapest way to run it.",
+        "- Where the rest of our CPU per cold tile goes (05:30 UTC, busy box): the app called"
+        " in-process (the ASGI app with its middleware, no uvicorn, 8 concurrent, 300 tiles,"
+        " process CPU) costs 0.25-0.30 ms per grids tile and 0.21-0.28 ms per enterprises"
+        " tile, the libpq round trip included; the other ~0.3 ms of the app's 0.57 ms"
+        " through uvicorn is the HTTP server (httptools callbacks, two socket writes per"
+        " response, the client socket). A concurrency sweep of the floor (c=1/2/4/8) showed"
+        " no rise of PostgreSQL CPU per tile beyond the noise, so admitting fewer statements"
+        " at once has nothing to win; `gc.freeze()` after start-up made no difference.",
         "- The box is shared with other engineers' test runs: `other load` (CPU used by"
         " processes outside the measured server and database) was high during these runs,"
         " so tiles/s understate every server and differ run to run; server CPU per tile is"
