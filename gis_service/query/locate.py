@@ -277,11 +277,17 @@ async def _run_chunks(
             "ys": _array_literal(lat[part].astype(float).tolist()),
             "ix": _array_literal((part + 1).tolist()),
         }
-        if isinstance(conn, ReadConnection):  # one point (GET): libpq directly
-            rows = await conn.scalar_text(statement, params)
-        else:
-            rows = (await conn.execute(statement, params)).scalar_one()
-        into.extend(orjson.loads(rows))
+        into.extend(await _rows(conn, statement, params))
+
+
+async def _rows(conn: QueryConn, statement: TextClause, params: dict[str, Any]) -> list[Row]:
+    """The per-point rows of one run of the statement (one JSON text)."""
+    if isinstance(conn, ReadConnection):  # one point (GET): libpq directly
+        raw = await conn.scalar_text(statement, params)
+    else:
+        raw = (await conn.execute(statement, params)).scalar_one()
+    rows: list[Row] = orjson.loads(raw)
+    return rows
 
 
 def _array_literal(values: list[float] | list[int]) -> str:
@@ -402,8 +408,8 @@ def _assemble(
     rows: list[Row],
     found: dict[details.Kind, details.Table],
     principal: Principal,
-    lon: np.ndarray[Any, Any],
-    lat: np.ndarray[Any, Any],
+    lon: np.ndarray[Any, Any] | list[float],
+    lat: np.ndarray[Any, Any] | list[float],
 ) -> list[Located]:
     """Per-point answers in input order, PII masked for ``principal``."""
     villages, grids = found["villages"], found["grids"]
@@ -446,8 +452,17 @@ async def locate_point(
     cache: details.DetailCache | None = None,
     after: int | None = None,
 ) -> Located:
-    """:func:`locate_points` for one storage-coordinate point."""
-    (hit,) = await locate_points(
-        conn, principal, np.array([point[0]]), np.array([point[1]]), cache=cache, after=after
-    )
+    """:func:`locate_points` for one storage-coordinate point (the GET routes), without numpy.
+
+    A dozen numpy operations on one-element arrays cost more Python than the rest of this
+    function. The request's principal check has nearly always taken the feed round its
+    ticket needs, so the check after the statement is free.
+    """
+    statement, common = _prepare(principal, 1)
+    await use_generic_plans(conn)
+    x, y = float(point[0]), float(point[1])
+    params = {**common, "xs": _array_literal([x]), "ys": _array_literal([y]), "ix": "{1}"}
+    rows = await _rows(conn, statement, params)
+    found = await _details(conn, rows, cache, await _fresh(cache, after))
+    (hit,) = _assemble(rows, found, principal, [x], [y])
     return hit
