@@ -61,6 +61,8 @@ class SourceTable:
         wkb_arrow: the same WKB as the Arrow array GDAL returned, set instead of ``wkb``
             when a vector file is read without parsing (in the sandboxed child): it crosses
             the process boundary as a few buffers without a million ``bytes`` made first.
+        rounded: per row, whether ``wkb`` and ``geometry`` already carry the stored
+            precision (rounded in the WKB before parsing, ``etl.wkb``); None: not rounded.
     """
 
     frame: pd.DataFrame
@@ -73,6 +75,7 @@ class SourceTable:
     notes: list[str] = field(default_factory=list)
     wkb: np.ndarray[Any, np.dtype[np.object_]] | None = None
     wkb_arrow: Any = None
+    rounded: np.ndarray[Any, np.dtype[np.bool_]] | None = None
 
     def __len__(self) -> int:
         return len(self.frame)

@@ -35,6 +35,11 @@ def _run(work: Callable[[int, int], Any], n: int) -> list[Any]:
         return list(pool.map(lambda span: work(*span), spans))
 
 
+def split_spans(work: Callable[[int, int], Any], n: int) -> list[Any]:
+    """``work(a, b)`` over contiguous spans covering ``range(n)``, one per core, in order."""
+    return _run(work, n)
+
+
 def split_map(func: Callable[[Any], Any], values: Any) -> Any:
     """``func(values)`` for an element-wise ``func`` (one output row per input), on all cores."""
     pieces = _run(lambda a, b: func(values[a:b]), len(values))

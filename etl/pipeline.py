@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import operator
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -19,6 +20,7 @@ from typing import Any
 
 import numpy as np
 import psycopg
+import pyarrow as pa
 import shapely
 from pyproj import CRS
 
@@ -28,6 +30,7 @@ from etl.model import FileRejected, RowProblem, SourceTable
 from etl.portable import read_portable, unpack_frame, unpack_wkb
 from etl.readers.vector import parse_wkb
 from etl.sandbox import run_limited, warm_up
+from etl.wkb import round_wkb
 from gis_service.errors import BadParameter, GisError
 from gis_service.settings import EtlSettings
 
@@ -124,8 +127,14 @@ class ImportReport:
 
 
 # ----------------------------------------------------------------------------- reading
-def read_sandboxed(path: Path, options: ImportOptions, limits: EtlSettings) -> SourceTable:
-    """Parse ``path`` in a memory- and time-limited child process."""
+def read_sandboxed(
+    path: Path, options: ImportOptions, limits: EtlSettings, *, round_to: int | None = None
+) -> SourceTable:
+    """Parse ``path`` in a memory- and time-limited child process.
+
+    ``round_to``: decimals to round the coordinates to in the WKB, before parsing, when the
+    file's numbers will be stored as read (``SourceTable.rounded`` says which rows were).
+    """
     parts = run_limited(
         read_portable,
         str(path),
@@ -138,17 +147,27 @@ def read_sandboxed(path: Path, options: ImportOptions, limits: EtlSettings) -> S
         seconds=limits.parse_seconds,
     )
     notes = list(parts["notes"])
-    wkb = None if parts["wkb"] is None else unpack_wkb(parts["wkb"])
+    crs = None if parts["crs"] is None else CRS.from_wkt(parts["crs"])
+    packed, rounded = parts["wkb"], None
+    if packed is not None and round_to is not None and coords.stored_as_read(crs, options.crs):
+        whole = packed.combine_chunks() if isinstance(packed, pa.ChunkedArray) else packed
+        pieces = parallel.split_spans(
+            lambda a, b: round_wkb(whole.slice(a, b - a), round_to), len(whole)
+        )
+        packed = pa.chunked_array([p[0] for p in pieces], type=whole.type)
+        rounded = np.concatenate([p[1] for p in pieces])
+    wkb = None if packed is None else unpack_wkb(packed)
     return SourceTable(
         frame=unpack_frame(parts["columns"], len(parts["rows"])),
         geometry=None if wkb is None else parse_wkb(wkb, notes),
-        crs=None if parts["crs"] is None else CRS.from_wkt(parts["crs"]),
+        crs=crs,
         encoding=parts["encoding"],
         layer=parts["layer"],
         source_rows=np.asarray(parts["rows"], dtype=np.int64),
         fmt=parts["fmt"],
         notes=notes,
         wkb=wkb,
+        rounded=rounded,
     )
 
 
@@ -213,6 +232,7 @@ def prepare(
     kind = geometry_kind(spec.table)
     choice: coords.CrsChoice | None = None
     geoms: np.ndarray[Any, Any] | None = None
+    ready: np.ndarray[Any, Any] | None = None
     if table.geometry is not None:
         geoms = np.asarray(table.geometry, dtype=object)
     known_bad: np.ndarray[Any, Any] | None = None
@@ -228,11 +248,15 @@ def prepare(
         # Rows whose cells could not be read are already reported once.
         known_bad = np.array([g is None for g in geoms], dtype=bool)
     if geoms is not None:
-        xy = _first_vertices(geoms)
+        xy, vertices = _first_vertices(geoms)
         choice = coords.resolve_crs(table.crs, options.crs, xy, hint_lon=hint_lon)
         if choice.note:
             notes.append(choice.note)
         geoms = coords.to_storage(geoms, choice)
+        rounded = table.rounded if table.geometry is not None else None
+        # Rounded before parsing only when the numbers are stored as read (stored_as_read).
+        assert rounded is None or coords.is_lonlat_identity(choice)
+        parsed = geoms
         expect = None if kind is None else _expect(kind)
         geoms, geo_ok, geo_problems, geo_notes = coords.validate(
             geoms,
@@ -240,7 +264,12 @@ def prepare(
             expect=expect,
             allow_missing=_geometry_optional(spec.table),
             known_bad=known_bad,
+            rounded=rounded,
+            # The same geometries when kept as read: their vertices need no second read.
+            vertices=vertices if coords.is_lonlat_identity(choice) else None,
         )
+        if rounded is not None and table.wkb is not None:
+            ready = _ready_wkb(table.wkb, rounded, parsed, geoms)
         problems += geo_problems
         notes += geo_notes
         ok &= np.asarray(geo_ok, dtype=bool)
@@ -270,6 +299,7 @@ def prepare(
         source=source,
         source_crs=None if choice is None else choice.source_crs,
         geometries=None if geoms is None else (geoms if everything else geoms[keep]),
+        wkb=None if ready is None else (ready if everything else ready[keep]),
         geometries_valid=geoms is not None,
     )
     return Prepared(
@@ -284,16 +314,43 @@ def prepare(
     )
 
 
-def _first_vertices(geoms: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
-    """First vertex of each geometry as (n, 2), NaN where absent: what CRS detection reads."""
+def _ready_wkb(
+    wkb: np.ndarray[Any, Any],
+    rounded: np.ndarray[Any, Any],
+    parsed: np.ndarray[Any, Any],
+    stored: np.ndarray[Any, Any],
+) -> np.ndarray[Any, Any]:
+    """The file's rounded WKB where validation kept the parsed geometry; None elsewhere.
+
+    Validation replaces a geometry it changes (repair, Z/M, collections), so an unchanged
+    row is the very object parsed from that WKB: COPY can take the bytes as they are.
+    """
+    same = np.asarray(_IS(stored, parsed), dtype=bool) & np.asarray(rounded, dtype=bool)
+    out = np.full(len(stored), None, dtype=object)
+    out[same] = wkb[same]
+    return out
+
+
+_IS = np.frompyfunc(operator.is_, 2, 1)
+
+
+def _first_vertices(
+    geoms: np.ndarray[Any, Any],
+) -> tuple[np.ndarray[Any, Any], tuple[Any, Any, Any] | None]:
+    """First vertex of each geometry as (n, 2), NaN where absent: what CRS detection reads.
+
+    Also returns what was read, ``(rows, vertices, owners)`` of the present geometries,
+    for :func:`etl.coords.validate` (None if there are none).
+    """
     out = np.full((len(geoms), 2), np.nan)
     present = np.flatnonzero(~shapely.is_missing(geoms))
-    if len(present):
-        xy, index = parallel.coordinates(geoms[present])
-        # ``index`` ascends: a geometry's first vertex is where the owner changes.
-        first = np.flatnonzero(np.diff(index, prepend=-1))
-        out[present[index[first]]] = xy[first]
-    return out
+    if not len(present):
+        return out, None
+    xy, index = parallel.coordinates(geoms[present])
+    # ``index`` ascends: a geometry's first vertex is where the owner changes.
+    first = np.flatnonzero(np.diff(index, prepend=-1))
+    out[present[index[first]]] = xy[first]
+    return out, (present, xy, index)
 
 
 def _expect(kind: str) -> str:
@@ -497,7 +554,7 @@ def _run(
     timings = report.timings
     say("reading", 0, 1)
     with _timed(timings, "read"):
-        table = read_sandboxed(path, options, limits)
+        table = read_sandboxed(path, options, limits, round_to=coords.DECIMALS)
     say("reading", 1, 1)
     report.fmt, report.layer, report.encoding = table.fmt, table.layer, table.encoding
     report.rows_read = len(table)

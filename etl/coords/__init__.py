@@ -7,7 +7,7 @@ Storage is CGCS2000 lon/lat (EPSG:4490, x = longitude). The pipeline calls, in o
 """
 
 from etl.coords.cells import parse_coordinate, points_from_columns
-from etl.coords.checks import MAX_VERTICES, validate
+from etl.coords.checks import DECIMALS, MAX_VERTICES, validate
 from etl.coords.choice import (
     STORAGE_EPSG,
     CrsChoice,
@@ -15,13 +15,15 @@ from etl.coords.choice import (
     SourceCrs,
     choice_from_crs,
     choice_from_epsg,
+    is_lonlat_identity,
     parse_crs_option,
     pyproj_crs,
 )
-from etl.coords.detect import resolve_crs
+from etl.coords.detect import resolve_crs, stored_as_read
 from etl.coords.reproject import from_storage, to_storage
 
 __all__ = [
+    "DECIMALS",
     "MAX_VERTICES",
     "STORAGE_EPSG",
     "CrsChoice",
@@ -30,11 +32,13 @@ __all__ = [
     "choice_from_crs",
     "choice_from_epsg",
     "from_storage",
+    "is_lonlat_identity",
     "parse_coordinate",
     "parse_crs_option",
     "points_from_columns",
     "pyproj_crs",
     "resolve_crs",
+    "stored_as_read",
     "to_storage",
     "validate",
 ]

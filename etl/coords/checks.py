@@ -77,6 +77,8 @@ def validate(
     expect: str | None,
     allow_missing: bool = False,
     known_bad: npt.NDArray[np.bool_] | None = None,
+    rounded: npt.NDArray[np.bool_] | None = None,
+    vertices: _Read | None = None,
 ) -> tuple[GeomArray, BoolArray, list[RowProblem], list[str]]:
     """Check and normalise converted geometries; report each rejected or repaired row.
 
@@ -98,6 +100,10 @@ def validate(
         allow_missing: Accept None geometries (nullable geometry columns) without a problem.
         known_bad: Rows already rejected upstream (e.g. unreadable coordinate cells): they
             come back not ok without a second problem.
+        rounded: Rows whose coordinates were already rounded (in their WKB, ``etl.wkb``):
+            not read and rebuilt again.
+        vertices: ``(rows, coordinates, owners)`` of ``geoms[rows]`` as read before (for
+            CRS detection), reused unless a collection or Z/M changes a geometry first.
 
     Returns:
         ``(geometries, ok, problems, notes)``: the normalised geometries (rows that are not
@@ -134,15 +140,22 @@ def validate(
         f"顶点过多（超过 {MAX_VERTICES:,} 个）；请简化或拆分",
     )
 
-    _explode_collections(arr, _active(ok, present), dim, report)
-    notes += _drop_zm(arr, _active(ok, present))
-    read = _check_coordinates(arr, _active(ok, present), report)
+    exploded = _explode_collections(arr, _active(ok, present), dim, report)
+    zm = _drop_zm(arr, _active(ok, present))
+    notes += zm
+    if exploded or zm:
+        vertices = None  # some geometries were replaced since
+    read = _check_coordinates(arr, _active(ok, present), report, vertices)
     if dim is not None:
         _check_dimension(arr, _active(ok, present), dim, report)
 
     active = _active(ok, present)
+    if rounded is not None:
+        active = active[~np.asarray(rounded, dtype=bool)[active]]
     if len(active):
         _round_coordinates(arr, active, read)
+    active = _active(ok, present)
+    if len(active):
         _repair(arr, _active(ok, present), dim, report)
     return arr, ok, report.sorted_problems(), notes
 
@@ -166,6 +179,27 @@ def _round(coords: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
 _Read = tuple[npt.NDArray[np.intp], npt.NDArray[np.float64], npt.NDArray[np.intp]]
 
 
+def _vertices_of(
+    arr: GeomArray, idx: npt.NDArray[np.intp], read: _Read | None
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.intp]]:
+    """Vertices of ``arr[idx]`` with owners (positions in ``idx``).
+
+    Taken from ``read`` when it covers ``idx`` (geometries unchanged since it was made),
+    else read now.
+    """
+    if read is not None and len(read[0]):
+        seen, all_coords, all_owner = read
+        if len(seen) == len(idx) and (seen == idx).all():
+            return all_coords, all_owner
+        at = np.minimum(np.searchsorted(seen, idx), len(seen) - 1)
+        if not (seen[at] != idx).any():
+            kept = np.zeros(len(seen), dtype=bool)
+            kept[at] = True
+            vertex = kept[all_owner]
+            return all_coords[vertex], (np.cumsum(kept) - 1)[all_owner[vertex]]
+    return parallel.coordinates(arr[idx])
+
+
 def _round_coordinates(
     arr: GeomArray, idx: npt.NDArray[np.intp], read: _Read | None = None
 ) -> None:
@@ -175,20 +209,7 @@ def _round_coordinates(
     the geometries unchanged since (the checks in between only drop rows), so a million
     buildings are not read a second time.
     """
-    if read is not None:
-        seen = read[0]
-        at = np.minimum(np.searchsorted(seen, idx), len(seen) - 1)
-        if len(seen) == 0 or (seen[at] != idx).any():
-            read = None  # not a superset: read again
-    if read is None:
-        coords, owner = parallel.coordinates(arr[idx])
-    else:
-        seen, all_coords, all_owner = read
-        kept = np.zeros(len(seen), dtype=bool)
-        kept[at] = True
-        vertex = kept[all_owner]
-        coords = all_coords[vertex]
-        owner = (np.cumsum(kept) - 1)[all_owner[vertex]]
+    coords, owner = _vertices_of(arr, idx, read)
     rounded = _round(coords)
     moved = np.zeros(len(idx), dtype=bool)
     moved[owner[(rounded != coords).any(axis=1)]] = True
@@ -219,10 +240,10 @@ def _combine(parts: GeomArray, dim: int) -> BaseGeometry:
 
 def _explode_collections(
     arr: GeomArray, idx: npt.NDArray[np.intp], dim: int | None, report: _Report
-) -> None:
-    """Turn GeometryCollections into the layer's Multi* type, or reject them."""
+) -> int:
+    """Turn GeometryCollections into the layer's Multi* type, or reject them; how many."""
     if not len(idx):
-        return
+        return 0
     collections = idx[shapely.get_type_id(arr[idx]) == _GC_TYPE_ID]
     for i in collections:
         parts = _flat_parts(arr[i])
@@ -247,6 +268,7 @@ def _explode_collections(
             f"GeometryCollection converted to {combined.geom_type}",
             f"几何集合已转换为 {combined.geom_type}",
         )
+    return len(collections)
 
 
 def _drop_zm(arr: GeomArray, idx: npt.NDArray[np.intp]) -> list[str]:
@@ -267,7 +289,9 @@ def _drop_zm(arr: GeomArray, idx: npt.NDArray[np.intp]) -> list[str]:
     return [f"dropped Z/M values from {count} {noun} (stored in 2D)"]
 
 
-def _check_coordinates(arr: GeomArray, idx: npt.NDArray[np.intp], report: _Report) -> _Read | None:
+def _check_coordinates(
+    arr: GeomArray, idx: npt.NDArray[np.intp], report: _Report, vertices: _Read | None = None
+) -> _Read | None:
     """Reject rows with non-finite, swapped, out-of-range or outside-China coordinates.
 
     A geometry whose vertices are all finite and whose bounding box lies inside the China
@@ -277,7 +301,7 @@ def _check_coordinates(arr: GeomArray, idx: npt.NDArray[np.intp], report: _Repor
     if not len(idx):
         return None
     sub = arr[idx]
-    coords, owner = parallel.coordinates(sub)
+    coords, owner = _vertices_of(arr, idx, vertices)
     not_finite = ~np.isfinite(coords).all(axis=1)
     finite = np.bincount(owner, weights=not_finite.astype(np.float64), minlength=len(idx)) == 0
     box = parallel.split_map(shapely.bounds, sub)

@@ -17,12 +17,14 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 from pyproj import CRS
+from pyproj.exceptions import ProjError
 
 from etl.coords.choice import (
     STORAGE_EPSG,
     CrsChoice,
     choice_from_crs,
     choice_from_epsg,
+    is_lonlat_identity,
     parse_crs_option,
     pyproj_crs,
     to_lonlat,
@@ -30,7 +32,7 @@ from etl.coords.choice import (
 from etl.model import FileRejected
 from gis_service.crs import gk_zone_epsg, out_of_china
 
-__all__ = ["resolve_crs"]
+__all__ = ["resolve_crs", "stored_as_read"]
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -121,6 +123,21 @@ def resolve_crs(
         )
         return choice
     return _detect(pts, assume_geographic=assume_geographic, hint_lon=hint_lon)
+
+
+def stored_as_read(declared: CRS | None, option: str | None) -> bool:
+    """Whether :func:`resolve_crs` can only keep the coordinates as they are, or refuse.
+
+    True when the ``--crs`` option, or without one the declared CRS, is CGCS2000 or WGS84
+    lon/lat: the file's numbers are then stored as read, rounded, whatever the checks of
+    the numbers decide, so they may be rounded before parsing (``etl.wkb``).
+    """
+    try:
+        if option is not None and option.strip():
+            return is_lonlat_identity(parse_crs_option(option))
+        return declared is not None and is_lonlat_identity(choice_from_crs(declared))
+    except (FileRejected, ProjError):
+        return False
 
 
 # ------------------------------------------------------------------------------ samples

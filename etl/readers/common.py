@@ -124,6 +124,8 @@ def text_frame(names: Sequence[str], columns: Sequence[Sequence[str | None]]) ->
 
 def row_numbers(values: Sequence[int] | range) -> np.ndarray[Any, np.dtype[np.int64]]:
     """``SourceTable.source_rows`` from 1-based row numbers."""
+    if isinstance(values, range):  # np.asarray walks a range in Python: 0.6 s per million
+        return np.arange(values.start, values.stop, values.step, dtype=np.int64)
     return np.asarray(values, dtype=np.int64)
 
 
