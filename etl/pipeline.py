@@ -13,6 +13,7 @@ import json
 import operator
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -482,9 +483,53 @@ def run_import(
         progress: callback ``(step, done, total)``.
     """
     say = progress or _quiet
-    warm_up()  # the parser's process starts while the file is hashed
+    warm_up()
     report = ImportReport(target=options.target, file_name=path.name)
-    sha, size = file_digest(path)
+    # The sandboxed child parses the file while this thread hashes it (0.4-0.8 s for a
+    # 240 MB GeoPackage): a file imported before then waits for a parse it does not use.
+    with ThreadPoolExecutor(1, thread_name_prefix="etl-read") as reader:
+        reading = reader.submit(_read_timed, path, options, limits)
+        sha, size = file_digest(path)
+        _import(
+            url,
+            path,
+            options,
+            report=report,
+            reading=reading,
+            sha=sha,
+            size=size,
+            actor=actor,
+            scope_code=scope_code,
+            batch_id=batch_id,
+            say=say,
+        )
+    return report
+
+
+def _read_timed(
+    path: Path, options: ImportOptions, limits: EtlSettings
+) -> tuple[SourceTable, float]:
+    """:func:`read_sandboxed` for the import (rounding where stored as read), and its time."""
+    t0 = time.perf_counter()
+    table = read_sandboxed(path, options, limits, round_to=coords.DECIMALS)
+    return table, time.perf_counter() - t0
+
+
+def _import(
+    url: str,
+    path: Path,
+    options: ImportOptions,
+    *,
+    report: ImportReport,
+    reading: Future[tuple[SourceTable, float]],
+    sha: str,
+    size: int,
+    actor: str | None,
+    scope_code: str | None,
+    batch_id: int | None,
+    say: Progress,
+) -> None:
+    """The batch row, the import transaction and the report (see :func:`run_import`)."""
     with psycopg.connect(_conninfo(url)) as conn:
         if not options.dry_run:
             reused = _reuse(conn, options.target, sha, scope_code)
@@ -492,7 +537,8 @@ def run_import(
                 if batch_id is not None:
                     conn.execute("DELETE FROM import_batch WHERE id = %s", (batch_id,))
                     conn.commit()
-                return reused
+                _adopt(report, reused)
+                return
         if batch_id is None:
             row = conn.execute(
                 "INSERT INTO import_batch (target, file_name, file_sha256, file_bytes, options,"
@@ -522,9 +568,8 @@ def run_import(
         try:
             _run(
                 conn,
-                path=path,
+                reading=reading,
                 options=options,
-                limits=limits,
                 report=report,
                 scope_code=scope_code,
                 actor=actor,
@@ -537,15 +582,19 @@ def run_import(
             report.error_detail = exc.detail
             report.error_detail_zh = exc.detail_zh
         _finish(conn, report)
-    return report
+
+
+def _adopt(report: ImportReport, earlier: ImportReport) -> None:
+    """Make ``report`` the earlier import's report (the same file again)."""
+    for name in report.__dataclass_fields__:
+        setattr(report, name, getattr(earlier, name))
 
 
 def _run(
     conn: psycopg.Connection[Any],
     *,
-    path: Path,
+    reading: Future[tuple[SourceTable, float]],
     options: ImportOptions,
-    limits: EtlSettings,
     report: ImportReport,
     scope_code: str | None,
     actor: str | None,
@@ -553,8 +602,7 @@ def _run(
 ) -> None:
     timings = report.timings
     say("reading", 0, 1)
-    with _timed(timings, "read"):
-        table = read_sandboxed(path, options, limits, round_to=coords.DECIMALS)
+    table, timings["read"] = reading.result()
     say("reading", 1, 1)
     report.fmt, report.layer, report.encoding = table.fmt, table.layer, table.encoding
     report.rows_read = len(table)
