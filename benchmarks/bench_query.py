@@ -368,20 +368,20 @@ def main() -> None:
     print(json.dumps(res, indent=1))
 
 
-#: The last committed run (0471065, quiet machine 00:55 UTC, load 1.6 / 2.4), before the
-#: read pool was sized at twice the main pool; keyed like the rows.
+#: The last committed run (6b4dbf6, quiet machine 04:03 UTC, load 1.6 / 2.3), before
+#: locate's statement went through libpq directly; keyed like the rows.
 PREVIOUS = {
-    "me_seq": "median 1.8 ms, p99 2.6 ms",
-    "me_wrk": "2741 req/s, p99 125.5 ms, CPU/request app 0.67 ms + PostgreSQL 0.01 ms",
-    "locate_seq": "median 4.1 ms, p99 6.4 ms",
-    "locate_wrk": "944 req/s, p50 33.5 ms, p99 74.1 ms, CPU/request app 1.25 ms + PostgreSQL 0.81 ms",
-    "nearest_seq": "median 3.3 ms, p99 5.5 ms",
-    "nearest_wrk": "1002 req/s, p50 31.6 ms, p99 44.6 ms, CPU/request app 1.29 ms + PostgreSQL 0.63 ms",
-    "area": "median 69 ms, max 214 ms",
-    "batch": "median 1.84 s; CPU per warm run app 0.56 s + PostgreSQL 2.21 s",
-    "direct_locate": "median 3.5 ms, p99 6.1 ms",
-    "direct_nearest": "median 1.8 ms, p99 2.4 ms",
-    "direct_batch": "2.84 s",
+    "me_seq": "median 2.5 ms, p99 4.5 ms",
+    "me_wrk": "2242 req/s, p99 167.3 ms, CPU/request app 0.82 ms + PostgreSQL 0.01 ms",
+    "locate_seq": "median 4.3 ms, p99 8.0 ms",
+    "locate_wrk": "906 req/s, p50 33.4 ms, p99 126.7 ms, CPU/request app 1.13 ms + PostgreSQL 0.98 ms",
+    "nearest_seq": "median 3.0 ms, p99 3.9 ms",
+    "nearest_wrk": "1070 req/s, p50 28.2 ms, p99 61.8 ms, CPU/request app 1.06 ms + PostgreSQL 0.72 ms",
+    "area": "median 63 ms, max 221 ms",
+    "batch": "median 1.86 s; CPU per warm run app 0.58 s + PostgreSQL 2.28 s",
+    "direct_locate": "median 4.5 ms, p99 6.7 ms",
+    "direct_nearest": "median 1.8 ms, p99 2.9 ms",
+    "direct_batch": "2.86 s",
 }
 
 
@@ -434,6 +434,34 @@ HISTORY = [
     "  1.46 ms, per nearest 1.33 / 1.44 -> 1.00 / 1.09 ms (locate 437 / 416 -> 646 / 284",
     "  req/s, nearest 696 / 569 -> 712 / 655; the PostgreSQL figures were the cluster's,",
     "  shared with another benchmark, and are not quoted).",
+    "- 05:40 UTC stop, locate's Python (after the 04:03 quiet run of 6b4dbf6, the next run's",
+    "  previous-run column: 906 req/s, app 1.13 + PostgreSQL 0.98 ms per request). Where",
+    "  the CPU goes, measured on the busy box (load 5-9): py-spy of one uvicorn worker",
+    "  under wrk, psycopg's cursor path (query conversion, parameter dumpers, result",
+    "  set-up) about 0.1 ms of Python per statement beside the libpq send itself; in the",
+    "  statement (EXPLAIN ANALYZE of the generic plan, perf of its backend), a quarter of",
+    "  the backend CPU is ExecutorStart of the 50-node plan, and the shelter probes are",
+    "  half of the rest (removing them: 0.66 -> 0.34 ms). Kept: locate's one-point",
+    "  statement goes straight through libpq (`ReadConnection.scalar_text`: prepared once",
+    "  per connection, text parameters, one text value back) and `locate_point` no",
+    "  longer wraps its point in numpy arrays. In-process A/B, 16 concurrent GET",
+    "  /query/locate on the city demo, three interleaved pairs each: libpq path, app CPU",
+    "  0.84 / 0.84 / 0.92 -> 0.65 / 0.72 / 0.83 ms per request; no numpy, 0.64 / 0.77 /",
+    "  0.69 -> 0.55 / 0.71 / 0.67 ms. Tried and not kept (backend CPU per statement, min",
+    "  of 7 interleaved rounds of 1,000 points): the nearest shelter settled from the two",
+    "  sphere-nearest when the second is more than 1 % farther (the re-ranking scan",
+    "  behind a one-time filter), 0.65 -> 0.76 ms, as the extra plan nodes cost more to",
+    "  start than the skipped scan; the any-shelter bound through the geometry index, or",
+    "  taken from the nearest open shelter, no change; `CASE` around the area test so",
+    "  the planner walks the open-shelter KNN index, already done by `enable_bitmapscan",
+    "  = off` on the read pool; a Unix socket instead of TCP to PostgreSQL, no clear",
+    "  change in app CPU. HTTP A/B of the final code against 6b4dbf6 (this script's",
+    "  wrk set-up, 2 workers, 4 interleaved pairs at 05:35-05:42 UTC, load 4.4-7.4):",
+    "  app CPU per locate 1.32 / 1.77 / 1.03 / 1.23 -> 1.08 / 1.15 / 0.87 / 1.01 ms",
+    "  (req/s at that load 372 / 562 / 881 / 575 -> 628 / 805 / 891 / 720); the",
+    "  PostgreSQL CPU of the backends named gis-* (shared with another benchmark's",
+    "  connections) 0.91 / 0.72 / 0.82 / 0.90 -> 0.64 / 0.61 / 0.83 / 0.57 ms. The table",
+    "  above is still the 04:03 run; the lead re-runs it on a quiet box.",
     "",
 ]
 
