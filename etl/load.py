@@ -25,7 +25,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from itertools import repeat
+from itertools import pairwise, repeat
 from typing import Any
 
 import numpy as np
@@ -51,6 +51,17 @@ BULK_REBUILD_MIN_ROWS = 100_000
 
 #: Rows stamped and formatted per step of the direct path (about 40 MB of COPY text).
 _CHUNK_ROWS = 100_000
+
+#: The direct path's first step is smaller: the database waits for it.
+_FIRST_CHUNK_ROWS = 10_000
+
+
+def _spans(n: int) -> list[tuple[int, int]]:
+    """``(start, stop)`` of the direct path's chunks of ``n`` rows."""
+    first = min(n, _FIRST_CHUNK_ROWS, _CHUNK_ROWS)
+    cuts = [0, *range(first, n, _CHUNK_ROWS), n] if n else []
+    return list(pairwise(cuts))
+
 
 #: How a natural key is declared unique in the schema (the ON CONFLICT target).
 _CONFLICT_TARGETS: dict[str, sql.Composable] = {
@@ -414,18 +425,12 @@ class Loader:
         writing = threading.Event()
         writing.set()
 
-        def chunk(start: int) -> _Chunk:
+        def chunk(span: tuple[int, int]) -> _Chunk:
             return self._chunk(
-                stamper,
-                inside,
-                geometries,
-                start,
-                min(start + _CHUNK_ROWS, n),
-                binary=binary,
-                encode=writing.is_set(),
+                stamper, inside, geometries, *span, binary=binary, encode=writing.is_set()
             )
 
-        starts = list(range(0, n, _CHUNK_ROWS))
+        starts = _spans(n)
         with (
             ThreadPoolExecutor(1, thread_name_prefix="etl-chunk") as helper,
             cursor.copy(copy_sql, writer=QueuedLibpqWriter(cursor)) as copy,

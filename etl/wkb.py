@@ -143,16 +143,19 @@ def round_wkb(values: Any, decimals: int) -> tuple[Any, BoolArray]:
     if n == 0 or not (pa.types.is_binary(array.type) or pa.types.is_large_binary(array.type)):
         return values, np.zeros(n, dtype=bool)
     offset_type = np.int64 if pa.types.is_large_binary(array.type) else np.int32
-    validity, offsets_buf, data_buf = array.buffers()
+    _, offsets_buf, data_buf = array.buffers()
     offsets: IntArray = np.asarray(
         np.frombuffer(offsets_buf, dtype=offset_type)[array.offset : array.offset + n + 1],
         dtype=np.int64,
     )
+    # Only this slice's bytes are copied (a slice shares its parent's whole data buffer).
+    base = int(offsets[0])
     buf = (
-        np.frombuffer(data_buf, dtype=np.uint8).copy()
+        np.frombuffer(data_buf, dtype=np.uint8)[base : int(offsets[-1])].copy()
         if data_buf is not None
         else np.zeros(0, dtype=np.uint8)
     )
+    offsets -= base
     present = ~np.asarray(array.is_null().to_numpy(zero_copy_only=False), dtype=bool)
     rows = np.flatnonzero(present & (offsets[1:] > offsets[:-1]))
     walk = _Walk(buf, offsets[:-1].copy(), offsets[1:].copy())
@@ -172,12 +175,12 @@ def round_wkb(values: Any, decimals: int) -> tuple[Any, BoolArray]:
     # The walk must end exactly where the value does: anything else is not understood.
     walk.alive[at[end[at] != offsets[1:][at]]] = False
     _round_spans(walk, decimals)
+    validity = pa.array(present, type=pa.bool_()).buffers()[1] if array.null_count else None
     rounded = pa.Array.from_buffers(
         array.type,
         n,
-        [validity, offsets_buf, pa.py_buffer(buf)],
+        [validity, pa.py_buffer(offsets.astype(offset_type)), pa.py_buffer(buf)],
         null_count=array.null_count,
-        offset=array.offset,
     )
     return rounded, walk.alive
 
