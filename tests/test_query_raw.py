@@ -13,9 +13,10 @@ from typing import Any
 import orjson
 import psycopg
 import pytest
+from psycopg.generators import execute
 from sqlalchemy import text
 
-from gis_service.db.engine import ReadConnection, make_read_pool
+from gis_service.db.engine import ReadConnection, _raw_statement, make_read_pool
 from gis_service.demo.loader import psycopg_conninfo
 from gis_service.domain.scope import Principal
 from gis_service.errors import QueryTooExpensive
@@ -134,3 +135,18 @@ def test_statement_timeout_is_the_domain_error(demo_url: str, settings: Settings
         return None
 
     assert _with_read(demo_url, settings, body) == [QueryTooExpensive]
+
+
+def test_statement_prepared_by_a_cancelled_call(demo_url: str, settings: Settings) -> None:
+    """A name the server already holds (its first caller was cancelled) is used, not refused."""
+    clause = text("SELECT CAST(:v AS text) || '!'")
+    name, sql, _ = _raw_statement(clause)
+
+    async def body(conn: ReadConnection) -> bytes:
+        raw = conn._conn
+        assert raw is not None
+        raw.pgconn.send_query(b"PREPARE " + name + b" AS " + sql)
+        await raw.wait(execute(raw.pgconn))
+        return await conn.scalar_text(clause, {"v": "ok"})
+
+    assert _with_read(demo_url, settings, body) == [b"ok!"]

@@ -413,7 +413,9 @@ class ReadConnection:
                 prepared = _RAW_PREPARED.setdefault(conn, set())
                 if name not in prepared:
                     conn.pgconn.send_prepare(name, sql)
-                    _raw_check(await conn.wait(_execute(conn.pgconn)), conn)
+                    # Already there: prepared by a call cancelled before it saw the answer.
+                    with contextlib.suppress(psycopg.errors.DuplicatePreparedStatement):
+                        _raw_check(await conn.wait(_execute(conn.pgconn)), conn)
                     prepared.add(name)
                 conn.pgconn.send_query_prepared(name, values)
                 res = _raw_check(await conn.wait(_execute(conn.pgconn)), conn)
