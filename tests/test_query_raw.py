@@ -1,4 +1,4 @@
-"""The libpq path of the locate statement (``ReadConnection.scalar_text``) on the real database.
+"""The libpq path of the point queries (``ReadConnection.scalar_text``/``execute_raw``), real DB.
 
 Same text as the psycopg cursor gives, prepared once per connection, a stale pooled
 connection replaced, and server errors mapped to the same domain errors as ``execute``.
@@ -20,7 +20,10 @@ from gis_service.db.engine import ReadConnection, _raw_statement, make_read_pool
 from gis_service.demo.loader import psycopg_conninfo
 from gis_service.domain.scope import Principal
 from gis_service.errors import QueryTooExpensive
+from gis_service.query import layers as qlayers
 from gis_service.query import locate as qlocate
+from gis_service.query import nearby as qnearby
+from gis_service.query.sqlparts import cached_text
 from gis_service.settings import Settings
 from gis_service.types import Role
 
@@ -150,3 +153,29 @@ def test_statement_prepared_by_a_cancelled_call(demo_url: str, settings: Setting
         return await conn.scalar_text(clause, {"v": "ok"})
 
     assert _with_read(demo_url, settings, body) == [b"ok!"]
+
+
+def test_execute_raw_equals_execute_for_nearest_of_every_layer(
+    demo_url: str, settings: Settings, points: list[tuple[float, float]]
+) -> None:
+    """Same rows and Python types (dates, decimals, None) as the cursor, layer by layer."""
+    who = Principal("raw", Role.commander, "430204")
+    x, y = points[0]
+
+    async def both(conn: ReadConnection) -> list[tuple[str, list[Any], list[Any]]]:
+        out = []
+        for name in sorted(qlayers.NAMES):
+            sql = cached_text(qnearby._nearest_sql(qlayers.get(name), who.scope_code))
+            params = {"lon": x, "lat": y, "k": 7, "scope": who.scope_code}
+            cursor = [r._mapping for r in (await conn.execute(sql, params)).all()]
+            raw = [r._mapping for r in (await conn.execute_raw(sql, params)).all()]
+            out.append((name, cursor, raw))
+        return out
+
+    (layers,) = _with_read(demo_url, settings, both)
+    assert sum(len(cursor) for _, cursor, _ in layers) > 20
+    for name, cursor, raw in layers:
+        assert raw == cursor, name
+        assert [[type(v) for v in r.values()] for r in raw] == [
+            [type(v) for v in r.values()] for r in cursor
+        ], name

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import psycopg
+from psycopg.adapt import Transformer
 from psycopg.generators import execute as _execute
 from psycopg.pq import ExecStatus
 from psycopg.pq.abc import PGresult
@@ -404,6 +405,30 @@ class ReadConnection:
         call, twice the rest of this path. The statement is prepared once per connection
         under a name of its own; values go as text (``str``, ``int``, ``float``, None).
         """
+        res = await self._raw(clause, params)
+        value = res.get_value(0, 0) if res.ntuples == 1 and res.nfields == 1 else None
+        if value is None:
+            raise ValueError("expected one row of one non-null value")
+        return bytes(value)
+
+    async def execute_raw(self, clause: TextClause, params: dict[str, Any]) -> ReadResult:
+        """:meth:`execute` through the path of :meth:`scalar_text` (same rows, same types).
+
+        The values are loaded by psycopg's own loaders for the connection; only the cursor
+        machinery around them is skipped. For statements whose parameters the server can
+        type from the text alone (casts, function arguments, ``LIMIT``).
+        """
+        res = await self._raw(clause, params)
+        assert self._conn is not None
+        names = [(res.fname(i) or b"").decode() for i in range(res.nfields)]
+        loader = Transformer(self._conn)
+        loader.set_pgresult(res)
+        return ReadResult(
+            loader.load_rows(0, res.ntuples, lambda v: ReadRow(dict(zip(names, v, strict=True))))
+        )
+
+    async def _raw(self, clause: TextClause, params: dict[str, Any]) -> PGresult:
+        """Run ``clause`` as a named prepared statement through libpq; its result."""
         name, sql, order = _raw_statement(clause)
         values = [None if (v := params[k]) is None else _raw_text(v) for k in order]
         for attempt in (1, 2):
@@ -430,10 +455,7 @@ class ReadConnection:
             except psycopg.Error as exc:
                 raise _mapped(exc) from exc
             self._used = True
-            value = res.get_value(0, 0) if res.ntuples == 1 and res.nfields == 1 else None
-            if value is None:
-                raise ValueError("expected one row of one non-null value")
-            return bytes(value)
+            return res
         raise AssertionError("unreachable")  # pragma: no cover
 
 

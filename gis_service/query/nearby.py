@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from gis_service.db.engine import QueryConn
+from gis_service.db.engine import QueryConn, ReadConnection
 from gis_service.domain.scope import Principal
 from gis_service.query.layers import QueryLayer, scope_sql
 from gis_service.query.sqlparts import (
@@ -175,5 +176,9 @@ async def nearest(
     params = _params(principal, lon=point[0], lat=point[1], k=k)
     await use_generic_plans(conn)
     sql = cached_text(_nearest_sql(layer, principal.scope_code))
-    rows = (await conn.execute(sql, params)).all()
+    rows: Sequence[Any]
+    if isinstance(conn, ReadConnection):  # the GET routes: libpq directly, same rows
+        rows = (await conn.execute_raw(sql, params)).all()
+    else:
+        rows = (await conn.execute(sql, params)).all()
     return [_feature(layer, r) for r in rows]
