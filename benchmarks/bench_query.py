@@ -467,8 +467,10 @@ HISTORY = [
     "  16 concurrent nearest k=5, app CPU 0.74 / 0.97 / 0.63 -> 0.60 / 0.53 / 0.56 ms;",
     "  HTTP A/B against 6b4dbf6 at 05:50 UTC (load 3.6-4.3), two pairs: 885 / 1,329 ->",
     "  1,291 / 1,556 req/s, app CPU 0.89 / 0.83 -> 0.84 / 0.68 ms. One more locate pair",
-    "  at 05:52 (load 3.2): 1,041 -> 1,229 req/s, app CPU 0.95 -> 0.73 ms. The table",
-    "  above is still the 04:03 run; the lead re-runs it on a quiet box.",
+    "  at 05:52 (load 3.2): 1,041 -> 1,229 req/s, app CPU 0.95 -> 0.73 ms. Full run of",
+    "  this code at 05:56 UTC (load 0.8 -> 3.1, `/me` floor 2,583 req/s, so a quieter box",
+    "  than at 04:03): locate 1,259 req/s (app 0.73 + PostgreSQL 0.78 ms per request),",
+    "  nearest 1,469 req/s (0.76 + 0.54 ms); the run takes about 75 s.",
     "",
 ]
 
