@@ -21,7 +21,6 @@ from typing import Any
 
 import numpy as np
 import psycopg
-import pyarrow as pa
 import shapely
 from pyproj import CRS
 
@@ -31,7 +30,7 @@ from etl.model import FileRejected, RowProblem, SourceTable
 from etl.portable import read_portable, unpack_frame, unpack_wkb
 from etl.readers.vector import parse_wkb
 from etl.sandbox import run_limited, warm_up
-from etl.wkb import round_wkb
+from etl.wkb import round_wkb_split
 from gis_service.errors import BadParameter, GisError
 from gis_service.settings import EtlSettings
 
@@ -151,12 +150,7 @@ def read_sandboxed(
     crs = None if parts["crs"] is None else CRS.from_wkt(parts["crs"])
     packed, rounded = parts["wkb"], None
     if packed is not None and round_to is not None and coords.stored_as_read(crs, options.crs):
-        whole = packed.combine_chunks() if isinstance(packed, pa.ChunkedArray) else packed
-        pieces = parallel.split_spans(
-            lambda a, b: round_wkb(whole.slice(a, b - a), round_to), len(whole)
-        )
-        packed = pa.chunked_array([p[0] for p in pieces], type=whole.type)
-        rounded = np.concatenate([p[1] for p in pieces])
+        packed, rounded = round_wkb_split(packed, round_to)
     wkb = None if packed is None else unpack_wkb(packed)
     return SourceTable(
         frame=unpack_frame(parts["columns"], len(parts["rows"])),

@@ -15,7 +15,7 @@ import shapely
 from shapely.geometry.base import BaseGeometry
 
 from etl.pipeline import ImportOptions, read_sandboxed, run_import
-from etl.wkb import MAX_STEPS, round_wkb
+from etl.wkb import MAX_STEPS, round_wkb, round_wkb_split
 from gis_service.db import migrate
 from gis_service.demo import loader
 from gis_service.settings import load_settings
@@ -91,15 +91,35 @@ def test_located_values_are_rounded_exactly_and_the_rest_left_byte_for_byte(
     assert array.to_pylist() == source  # the input is not written to
 
 
-def test_slices_and_chunks_are_read_at_their_offsets() -> None:
+@pytest.mark.parametrize("kind", [pa.binary(), pa.large_binary()])
+def test_slices_and_chunks_are_read_at_their_offsets(kind: pa.DataType) -> None:
+    """Also: the input is left as it was (a large_binary slice's offsets are a view of the
+    parent's; halves of one array are rounded at once in two threads)."""
     source = _samples()
-    array = pa.array(source, type=pa.binary())
+    array = pa.array(source, type=kind)
     for sub in (array.slice(2), array.slice(1, 7)):
+        before = sub.to_pylist()
         result, done = round_wkb(sub, 7)
-        _check(sub.to_pylist(), result.to_pylist(), done)
+        assert sub.to_pylist() == before
+        assert array.to_pylist() == source
+        _check(before, result.to_pylist(), done)
     chunked = pa.chunked_array([array.slice(0, 4), array.slice(4)])
     result, done = round_wkb(chunked, 7)
     _check(source, result.to_pylist(), done)
+
+
+@pytest.mark.parametrize("kind", [pa.binary(), pa.large_binary()])
+def test_split_over_cores_gives_the_one_call_answer(kind: pa.DataType) -> None:
+    """120,000 values: two slices rounded in two threads at once, joined in order."""
+    polys = shapely.polygons(RNG.random((120_000, 4, 2)) * 0.1 + [113.0, 27.0])
+    source = pa.array(shapely.to_wkb(polys).tolist(), type=kind)
+    kept = source.to_pylist()
+    whole, whole_done = round_wkb(source, 7)
+    split, split_done = round_wkb_split(source, 7)
+    assert split.num_chunks == 2
+    assert split.to_pylist() == whole.to_pylist()
+    assert split_done.tolist() == whole_done.tolist()
+    assert source.to_pylist() == kept
 
 
 def test_a_million_vertices_round_like_numpy() -> None:

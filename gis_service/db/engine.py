@@ -10,9 +10,9 @@ import contextlib
 import logging
 import re
 import weakref
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 import psycopg
 from psycopg.adapt import Transformer
@@ -36,6 +36,7 @@ from gis_service.errors import (
 )
 from gis_service.settings import DatabaseSettings
 
+_T = TypeVar("_T")
 log = logging.getLogger(__name__)
 
 
@@ -377,16 +378,30 @@ class ReadConnection:
     async def execute(self, clause: TextClause, params: dict[str, Any] | None = None) -> ReadResult:
         """Run one statement and fetch its rows; driver errors become domain errors."""
         sql = _psycopg_sql(clause)
+
+        async def run(conn: psycopg.AsyncConnection[Any]) -> ReadResult:
+            cur = conn.cursor(row_factory=_row)
+            await cur.execute(sql, params, prepare=True)
+            rows: list[ReadRow] = await cur.fetchall()
+            return ReadResult(rows)
+
+        return await self._live(run)
+
+    async def _live(self, run: Callable[[psycopg.AsyncConnection[Any]], Awaitable[_T]]) -> _T:
+        """``run(connection)`` with driver errors mapped to domain errors.
+
+        A pooled connection that died idle fails its first statement: it is replaced and
+        the statement run once more, invisibly to the client (no pre-ping on the hot path).
+        """
         for attempt in (1, 2):
-            assert self._conn is not None, "use ReadConnection as an async context manager"
+            conn = self._conn
+            assert conn is not None, "use ReadConnection as an async context manager"
             try:
-                cur = self._conn.cursor(row_factory=_row)
-                await cur.execute(sql, params, prepare=True)
-                rows: list[ReadRow] = await cur.fetchall()
+                out = await run(conn)
             except psycopg.OperationalError as exc:
-                if attempt == 1 and not self._used and self._conn.broken:
+                if attempt == 1 and not self._used and conn.broken:
                     log.info("stale pooled read connection replaced: %s", exc)
-                    await self._pool.putconn(self._conn)
+                    await self._pool.putconn(conn)
                     self._conn = None
                     self._conn = await self._pool.getconn()
                     continue
@@ -394,7 +409,7 @@ class ReadConnection:
             except psycopg.Error as exc:
                 raise _mapped(exc) from exc
             self._used = True
-            return ReadResult(rows)
+            return out
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def scalar_text(self, clause: TextClause, params: dict[str, Any]) -> bytes:
@@ -431,32 +446,19 @@ class ReadConnection:
         """Run ``clause`` as a named prepared statement through libpq; its result."""
         name, sql, order = _raw_statement(clause)
         values = [None if (v := params[k]) is None else _raw_text(v) for k in order]
-        for attempt in (1, 2):
-            conn = self._conn
-            assert conn is not None, "use ReadConnection as an async context manager"
-            try:
-                prepared = _RAW_PREPARED.setdefault(conn, set())
-                if name not in prepared:
-                    conn.pgconn.send_prepare(name, sql)
-                    # Already there: prepared by a call cancelled before it saw the answer.
-                    with contextlib.suppress(psycopg.errors.DuplicatePreparedStatement):
-                        _raw_check(await conn.wait(_execute(conn.pgconn)), conn)
-                    prepared.add(name)
-                conn.pgconn.send_query_prepared(name, values)
-                res = _raw_check(await conn.wait(_execute(conn.pgconn)), conn)
-            except psycopg.OperationalError as exc:
-                if attempt == 1 and not self._used and conn.broken:
-                    log.info("stale pooled read connection replaced: %s", exc)
-                    await self._pool.putconn(conn)
-                    self._conn = None
-                    self._conn = await self._pool.getconn()
-                    continue
-                raise _mapped(exc) from exc
-            except psycopg.Error as exc:
-                raise _mapped(exc) from exc
-            self._used = True
-            return res
-        raise AssertionError("unreachable")  # pragma: no cover
+
+        async def run(conn: psycopg.AsyncConnection[Any]) -> PGresult:
+            prepared = _RAW_PREPARED.setdefault(conn, set())
+            if name not in prepared:
+                conn.pgconn.send_prepare(name, sql)
+                # Already there: prepared by a call cancelled before it saw the answer.
+                with contextlib.suppress(psycopg.errors.DuplicatePreparedStatement):
+                    _raw_check(await conn.wait(_execute(conn.pgconn)), conn)
+                prepared.add(name)
+            conn.pgconn.send_query_prepared(name, values)
+            return _raw_check(await conn.wait(_execute(conn.pgconn)), conn)
+
+        return await self._live(run)
 
 
 #: Statements :meth:`ReadConnection.scalar_text` prepared, per connection.
