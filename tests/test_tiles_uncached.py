@@ -97,13 +97,20 @@ def test_disabled_user_is_refused_on_the_next_tile_by_every_worker(
             if service.speculated > speculated:
                 break
         assert service.speculated > speculated
-        redone = service.redone
+        redone, configured = service.redone, service.configured
         user.execute("UPDATE app_user SET active = false WHERE login = %s", (LOGIN,))
         r = client.get(PATH, headers=auth(LOGIN))
         assert r.status_code == 401, r.text
         # Rendered for the remembered caller, the change heard with the statement's
-        # answer, the tile discarded and the caller refused on the fresh lookup.
-        assert service.redone == redone + 1
+        # answer, the tile discarded and the caller refused on the fresh lookup. Unless
+        # the pool set up a tile connection meanwhile (it grows in the background): that
+        # forgets every remembered caller, and the lookup was fresh from the start.
+        assert service.redone == redone + 1 or service.configured > configured, (
+            service.redone,
+            redone,
+            service.configured,
+            configured,
+        )
         user.execute("UPDATE app_user SET active = true WHERE login = %s", (LOGIN,))
     other = workers[1]
     user.execute("UPDATE app_user SET active = false WHERE login = %s", (LOGIN,))

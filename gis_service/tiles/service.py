@@ -123,6 +123,8 @@ class TileService:
         #: user/token change was heard with the answer (tests check the paths are taken).
         self.speculated = 0
         self.redone = 0
+        #: Tile connections set up (each forgets the remembered callers: :meth:`_configure`).
+        self.configured = 0
         self._queries: dict[tuple[str, int, bool], TileQuery] = {}
         self._inflight: dict[CacheKey, tuple[asyncio.Future[TileEntry], int]] = {}
         self._tables: dict[tuple[str, ...], frozenset[str]] = {}
@@ -173,6 +175,7 @@ class TileService:
         conn.add_notify_handler(self._tile_conn_heard)
         await conn.execute(f"LISTEN {AUTH_CHANNEL}")
         self.forget_principals()
+        self.configured += 1
 
     def _tile_conn_heard(self, note: psycopg.Notify) -> None:
         if note.channel == AUTH_CHANNEL:
