@@ -112,6 +112,21 @@ def add_foreign_county(url: str) -> None:
         conn.commit()
 
 
+def demo_without_buildings(make_database: Any, demo_city: Any, prefix: str) -> str:
+    """A migrated database with the demo's divisions, grids and ledgers but no buildings:
+    for tests that import buildings into it."""
+    import dataclasses
+
+    from gis_service.db import migrate
+    from gis_service.demo import loader
+
+    url: str = make_database(prefix)
+    migrate.upgrade(url)
+    empty = {k: v[:0] for k, v in demo_city.buildings.items()}
+    loader.load(url, dataclasses.replace(demo_city, buildings=empty))
+    return url
+
+
 def private_demo(make_database: Any, demo_city: Any, prefix: str = "demo") -> str:
     """A migrated copy of the demo with the test users, for tests that write to it.
 

@@ -7,7 +7,6 @@ divisions and grids but no buildings.
 
 from __future__ import annotations
 
-import dataclasses
 import threading
 from pathlib import Path
 from typing import Any
@@ -20,9 +19,9 @@ import shapely
 
 from etl import load
 from etl.pipeline import ImportOptions, ImportReport, run_import
-from gis_service.db import migrate
 from gis_service.demo import loader
 from gis_service.settings import load_settings
+from tests.fixtures import demo_without_buildings
 
 LIMITS = load_settings(environment="test").etl
 
@@ -30,11 +29,7 @@ LIMITS = load_settings(environment="test").etl
 @pytest.fixture(scope="module")
 def empty_city(make_database: Any, demo_city: Any) -> str:
     """The district's divisions, grids and ledgers, without buildings."""
-    url = make_database("bulk")
-    migrate.upgrade(url)
-    empty = {k: v[:0] for k, v in demo_city.buildings.items()}
-    loader.load(url, dataclasses.replace(demo_city, buildings=empty))
-    return url
+    return demo_without_buildings(make_database, demo_city, "bulk")
 
 
 @pytest.fixture(scope="module")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -16,9 +15,9 @@ from shapely.geometry.base import BaseGeometry
 
 from etl.pipeline import ImportOptions, read_sandboxed, run_import
 from etl.wkb import MAX_STEPS, round_wkb, round_wkb_split
-from gis_service.db import migrate
 from gis_service.demo import loader
 from gis_service.settings import load_settings
+from tests.fixtures import demo_without_buildings
 
 RNG = np.random.default_rng(7)
 
@@ -162,11 +161,7 @@ def test_a_file_stored_as_read_is_rounded_before_parsing(tmp_path: Path) -> None
 @pytest.fixture(scope="module")
 def no_buildings(make_database: Any, demo_city: Any) -> str:
     """The district's divisions and grids, without buildings."""
-    url = make_database("wkb")
-    migrate.upgrade(url)
-    empty = {k: v[:0] for k, v in demo_city.buildings.items()}
-    loader.load(url, dataclasses.replace(demo_city, buildings=empty))
-    return url
+    return demo_without_buildings(make_database, demo_city, "wkb")
 
 
 def test_import_stores_the_rounded_file_wkb_and_encodes_what_validation_changed(
