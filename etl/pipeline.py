@@ -27,8 +27,8 @@ from pyproj import CRS
 from etl import coords, mapping, parallel
 from etl.load import LoadInput, geometry_kind, load_rows
 from etl.model import FileRejected, RowProblem, SourceTable
-from etl.portable import read_portable, unpack_frame, unpack_wkb
-from etl.readers.vector import parse_wkb
+from etl.portable import STREAMED, read_portable, unpack_frame, unpack_wkb
+from etl.readers.vector import note_unparsed, parse_wkb_values
 from etl.sandbox import run_limited, warm_up
 from etl.wkb import round_wkb_split
 from gis_service.errors import BadParameter, GisError
@@ -134,7 +134,10 @@ def read_sandboxed(
 
     ``round_to``: decimals to round the coordinates to in the WKB, before parsing, when the
     file's numbers will be stored as read (``SourceTable.rounded`` says which rows were).
+    The child sends a vector file's WKB batch by batch; each is rounded and parsed here
+    while the child reads the next (for a million buildings about 2 s of the 5 s read).
     """
+    wkb = _WkbParts(round_to, options.crs)
     parts = run_limited(
         read_portable,
         str(path),
@@ -145,25 +148,69 @@ def read_sandboxed(
         max_columns=limits.max_columns,
         memory_mb=limits.parse_memory_mb,
         seconds=limits.parse_seconds,
+        on_part=wkb.receive,
     )
     notes = list(parts["notes"])
     crs = None if parts["crs"] is None else CRS.from_wkt(parts["crs"])
-    packed, rounded = parts["wkb"], None
-    if packed is not None and round_to is not None and coords.stored_as_read(crs, options.crs):
-        packed, rounded = round_wkb_split(packed, round_to)
-    wkb = None if packed is None else unpack_wkb(packed)
+    if parts["wkb"] is not None and parts["wkb"] != STREAMED:
+        wkb.receive(("crs", parts["crs"]))
+        wkb.receive(("wkb", parts["wkb"]))
+    values, geometry, rounded = wkb.whole(notes)
     return SourceTable(
         frame=unpack_frame(parts["columns"], len(parts["rows"])),
-        geometry=None if wkb is None else parse_wkb(wkb, notes),
+        geometry=geometry,
         crs=crs,
         encoding=parts["encoding"],
         layer=parts["layer"],
         source_rows=np.asarray(parts["rows"], dtype=np.int64),
         fmt=parts["fmt"],
         notes=notes,
-        wkb=wkb,
+        wkb=values,
         rounded=rounded,
     )
+
+
+class _WkbParts:
+    """A file's WKB as the sandboxed child sends it: rounded and parsed batch by batch."""
+
+    def __init__(self, round_to: int | None, user_crs: str | None) -> None:
+        self.round_to = round_to
+        self.user_crs = user_crs
+        self.rounding = False
+        self.values: list[np.ndarray[Any, Any]] = []
+        self.geometry: list[np.ndarray[Any, Any]] = []
+        self.rounded: list[np.ndarray[Any, Any]] = []
+
+    def receive(self, part: tuple[str, Any]) -> None:
+        """One part: ``("crs", wkt)`` first (whether to round), then ``("wkb", array)``s."""
+        kind, value = part
+        if kind == "crs":
+            crs = None if value is None else CRS.from_wkt(value)
+            self.rounding = self.round_to is not None and coords.stored_as_read(crs, self.user_crs)
+            return
+        packed = value
+        if self.rounding:
+            assert self.round_to is not None
+            packed, rounded = round_wkb_split(packed, self.round_to)
+            self.rounded.append(rounded)
+        values = unpack_wkb(packed)
+        self.values.append(values)
+        self.geometry.append(parse_wkb_values(values))
+
+    def whole(
+        self, notes: list[str]
+    ) -> tuple[np.ndarray[Any, Any] | None, np.ndarray[Any, Any] | None, Any]:
+        """(WKB values, geometries, rounded) of the whole file; Nones without geometry."""
+        if not self.values:
+            return None, None, None
+        values = _joined(self.values)
+        geometry = _joined(self.geometry)
+        note_unparsed(values, geometry, notes)
+        return values, geometry, _joined(self.rounded) if self.rounding else None
+
+
+def _joined(parts: list[np.ndarray[Any, Any]]) -> np.ndarray[Any, Any]:
+    return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
 
 def file_digest(path: Path) -> tuple[str, int]:

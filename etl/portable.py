@@ -10,6 +10,7 @@ turned back into the readers' object arrays on the other side.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,14 +20,36 @@ import pyarrow as pa
 
 from etl.model import SourceTable
 from etl.readers import read_file
+from etl.readers.vector import WKB_SINK
+
+#: ``read_portable``'s ``wkb`` when the WKB went to ``emit`` batch by batch.
+STREAMED = "streamed"
 
 
-def read_portable(path: str, **kwargs: Any) -> dict[str, Any]:
-    """Read ``path``; columns and WKB as Arrow where that is faithful, CRS as WKT."""
-    table = read_file(Path(path), parse_geometry=False, **kwargs)
+def read_portable(
+    path: str, *, emit: Callable[[tuple[str, Any]], None] | None = None, **kwargs: Any
+) -> dict[str, Any]:
+    """Read ``path``; columns and WKB as Arrow where that is faithful, CRS as WKT.
+
+    ``emit``: a vector file's ``("crs", wkt)`` and then its WKB, ``("wkb", array)`` per batch
+    of GDAL's, as they are read (``etl.readers.vector.WKB_SINK``); ``wkb`` is then
+    :data:`STREAMED` if anything was emitted.
+    """
+    emitted: list[str] = []
+
+    def sink(kind: str, value: Any) -> None:
+        emitted.append(kind)
+        assert emit is not None
+        emit((kind, value))
+
+    token = WKB_SINK.set(None if emit is None else sink)
+    try:
+        table = read_file(Path(path), parse_geometry=False, **kwargs)
+    finally:
+        WKB_SINK.reset(token)
     return {
         "columns": {str(name): pack_column(table.frame[name]) for name in table.frame.columns},
-        "wkb": _wkb(table),
+        "wkb": STREAMED if "wkb" in emitted else _wkb(table),
         "crs": None if table.crs is None else table.crs.to_wkt(),
         "encoding": table.encoding,
         "layer": table.layer,

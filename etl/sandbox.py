@@ -16,6 +16,7 @@ import os
 import resource
 import sys
 import threading
+import time
 import traceback
 import types
 from collections.abc import Callable
@@ -64,6 +65,7 @@ def _child(  # noqa: PLR0917 - multiprocessing passes args positionally
     kwargs: dict[str, Any],
     memory_mb: int,
     cpu_seconds: int,
+    stream: bool,
 ) -> None:
     try:
         if any(os.environ.get(key) != value for key, value in CHILD_ENV.items()):
@@ -72,6 +74,8 @@ def _child(  # noqa: PLR0917 - multiprocessing passes args positionally
         limit = memory_mb * 1024 * 1024
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
         resource.setrlimit(resource.RLIMIT_CPU, (cpu_seconds, cpu_seconds + 1))
+        if stream:
+            kwargs = {**kwargs, "emit": lambda part: conn.send(("part", part))}
         conn.send(("ok", fn(*args, **kwargs)))
     except errors.GisError as exc:
         conn.send(("error", type(exc).__name__, exc.code, exc.detail, exc.detail_zh))
@@ -129,9 +133,14 @@ def run_limited(
     *args: Any,
     memory_mb: int = 4096,
     seconds: float = 300.0,
+    on_part: Callable[[Any], None] | None = None,
     **kwargs: Any,
 ) -> Any:
     """Call ``fn(*args, **kwargs)`` in a child process and return its (picklable) result.
+
+    ``on_part``: ``fn`` also gets ``emit``; each part it emits reaches ``on_part`` here while
+    the child goes on (so the two work at once; the time limit covers both). Should
+    ``on_part`` raise, the child is stopped and the error propagates.
 
     Raises:
         FileRejected: the child crashed, ran out of memory or time.
@@ -140,29 +149,23 @@ def run_limited(
     parent, child = _CTX.Pipe(duplex=False)
     proc = _CTX.Process(
         target=_child,
-        args=(child, fn, args, kwargs, memory_mb, int(seconds) + 1),
+        args=(child, fn, args, kwargs, memory_mb, int(seconds) + 1, on_part is not None),
         daemon=True,
     )
     _start_without_main(proc)
     child.close()
+    deadline = time.monotonic() + seconds
+    message: Any = None
     try:
-        if not parent.poll(seconds):
-            proc.kill()
-            raise FileRejected(
-                f"parsing the file took longer than {seconds:.0f} s",
-                f"文件解析超过 {seconds:.0f} 秒，已中止",
-                code="parse_timeout",
-            )
-        try:
-            message = parent.recv()
-        except EOFError:
-            raise FileRejected(
-                "the file could not be parsed within the memory and time limits",
-                "文件解析超出内存或时间限制",
-                code="parse_killed",
-            ) from None
+        while message is None or (message[0] == "part" and on_part is not None):
+            if message is not None:
+                assert on_part is not None
+                on_part(message[1])
+            message = _receive(parent, deadline - time.monotonic(), seconds)
     finally:
         parent.close()
+        if message is None or message[0] == "part":
+            proc.kill()  # stopped half way: the child may be blocked sending
         proc.join(timeout=5)
         if proc.is_alive():
             proc.kill()
@@ -179,3 +182,21 @@ def run_limited(
         "文件已损坏或格式与扩展名不符",
         code="parse_failed",
     )
+
+
+def _receive(conn: multiprocessing.connection.Connection, wait: float, seconds: float) -> Any:
+    """The child's next message within ``wait`` seconds (of the ``seconds`` allowed)."""
+    if not conn.poll(max(wait, 0.0)):
+        raise FileRejected(
+            f"parsing the file took longer than {seconds:.0f} s",
+            f"文件解析超过 {seconds:.0f} 秒，已中止",
+            code="parse_timeout",
+        )
+    try:
+        return conn.recv()
+    except EOFError:
+        raise FileRejected(
+            "the file could not be parsed within the memory and time limits",
+            "文件解析超出内存或时间限制",
+            code="parse_killed",
+        ) from None

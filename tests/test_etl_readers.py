@@ -17,12 +17,14 @@ import tempfile
 import time
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import geopandas as gpd
 import numpy as np
 import openpyxl
 import pandas as pd
 import pytest
+import shapely
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from pyproj import CRS
@@ -874,6 +876,81 @@ def test_sandboxed_read_matches_the_direct_read(tmp_path: Path) -> None:
         assert all(
             a is None or a.equals(b) for a, b in zip(shipped.geometry, direct.geometry, strict=True)
         )
+
+
+def test_a_sandboxed_read_sends_its_wkb_batch_by_batch(tmp_path: Path) -> None:
+    """A vector file's WKB leaves the child one GDAL batch at a time (the parent rounds and
+    parses one while the child reads the next), yet the table is the direct read's: row
+    order, missing geometries on both sides of a batch edge, rounding."""
+    from etl.pipeline import ImportOptions, read_sandboxed
+    from etl.portable import STREAMED, read_portable
+    from etl.readers.vector import BATCH_ROWS
+    from etl.sandbox import run_limited
+    from gis_service.settings import load_settings
+
+    n = BATCH_ROWS + 1500
+    xy = np.column_stack(
+        [113.0 + np.arange(n) * 1e-6 + 1.23456789e-8, 27.5 + np.arange(n) * 2e-6 + 9.87654321e-8]
+    )
+    geometry: list[Point | None] = list(shapely.points(xy))
+    for row in (3, BATCH_ROWS - 1, BATCH_ROWS, n - 1):
+        geometry[row] = None
+    path = tmp_path / "many.gpkg"
+    gpd.GeoDataFrame({"编号": np.arange(n)}, geometry=geometry, crs=4490).to_file(
+        path, engine="pyogrio"
+    )
+    parts: list[tuple[str, Any]] = []
+    portable = run_limited(read_portable, str(path), on_part=parts.append, seconds=120)
+    assert portable["wkb"] == STREAMED
+    assert [kind for kind, _ in parts] == ["crs", "wkb", "wkb"]
+    assert [len(value) for _, value in parts[1:]] == [BATCH_ROWS, 1500]
+    assert CRS.from_wkt(parts[0][1]).to_epsg() == 4490
+
+    limits = load_settings(environment="test").etl
+    table = read_sandboxed(path, ImportOptions(target="building"), limits, round_to=7)
+    direct = read_file(path)
+    assert table.frame["编号"].tolist() == list(range(n))
+    assert table.geometry is not None
+    assert direct.geometry is not None
+    missing = [i for i, g in enumerate(table.geometry) if g is None]
+    assert missing == [3, BATCH_ROWS - 1, BATCH_ROWS, n - 1]
+    assert table.rounded is not None
+    present = [i for i in range(n) if geometry[i] is not None]
+    assert table.rounded[present].all()
+    got = shapely.get_coordinates(table.geometry[present])
+    assert np.array_equal(got, np.round(xy[present], 7))
+    assert table.wkb is not None
+    assert all(
+        shapely.from_wkb(table.wkb[i]).equals(table.geometry[i]) for i in (0, BATCH_ROWS + 1)
+    )
+
+
+def _emit_forever(emit: Any) -> None:
+    while True:
+        emit(("wkb", b"x" * 1000))
+
+
+def test_a_streaming_child_is_stopped_when_the_parent_gives_up() -> None:
+    """The time limit covers a child that keeps sending, and an error while taking a part
+    stops the child and reaches the caller (no half-read table, no stray process)."""
+    from etl.sandbox import run_limited
+
+    with pytest.raises(FileRejected) as timed_out:
+        run_limited(_emit_forever, on_part=lambda part: None, seconds=1)
+    assert timed_out.value.code == "parse_timeout"
+
+    taken: list[Any] = []
+
+    def refuse_the_third(part: Any) -> None:
+        taken.append(part)
+        if len(taken) == 3:
+            raise TooLarge(detail="enough", detail_zh="够了")
+
+    started = time.monotonic()
+    with pytest.raises(TooLarge):
+        run_limited(_emit_forever, on_part=refuse_the_third, seconds=60)
+    assert len(taken) == 3
+    assert time.monotonic() - started < 10
 
 
 def _gdal_skip() -> str | None:

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import logging
 import warnings
+from collections.abc import Callable
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +56,15 @@ GDAL_SAFETY_OPTIONS = {
 }
 _SHP_HEADER = 100
 _RECODE_FAILED = "couldn't be converted correctly"
+
+#: Features per Arrow batch GDAL reads (pyogrio's default).
+BATCH_ROWS = 65_536
+
+#: Where a read sends its WKB as GDAL yields it, instead of keeping it in the table:
+#: ``sink("crs", wkt or None)`` once, then ``sink("wkb", batch's WKB array)`` per batch (at
+#: least one, empty for an empty layer). The sandboxed child sets it (``etl.portable``),
+#: so its parent rounds and parses one batch while the child reads the next.
+WKB_SINK: ContextVar[Callable[[str, Any], None] | None] = ContextVar("wkb_sink", default=None)
 
 
 def _configure_gdal() -> None:
@@ -291,14 +302,25 @@ def _column(array: pa.ChunkedArray, *, keep_text: bool = False) -> pd.Series[Any
 
 def parse_wkb(wkb: Any, notes: list[str]) -> np.ndarray[Any, np.dtype[np.object_]]:
     """Shapely geometries from the file's WKB; unparsable ones become None and are noted."""
+    geometry = parse_wkb_values(wkb)
+    note_unparsed(wkb, geometry, notes)
+    return geometry
+
+
+def parse_wkb_values(wkb: Any) -> np.ndarray[Any, np.dtype[np.object_]]:
+    """Shapely geometries from WKB values, None where a value does not parse."""
     geometry = split_map(
         lambda part: shapely.from_wkb(part, on_invalid="ignore"), np.asarray(wkb, dtype=object)
     )
+    return np.asarray(geometry, dtype=object)
+
+
+def note_unparsed(wkb: Any, geometry: Any, notes: list[str]) -> None:
+    """Say which rows' WKB did not parse (1-based positions of the whole file)."""
     unparsed = np.flatnonzero(pd.notna(wkb) & pd.isna(geometry)) + 1
     if len(unparsed):
         shown = ", ".join(str(n) for n in unparsed[:20])
         notes.append(f"{len(unparsed)} geometries could not be parsed (rows {shown})")
-    return np.asarray(geometry, dtype=object)
 
 
 def _read_ogr(
@@ -330,16 +352,25 @@ def _read_ogr(
         )
     check_columns(len(info["fields"]), caps, path.name)
     check_rows(int(info["features"]), caps, path.name)
+    sink = None if parse else WKB_SINK.get()
     with library_errors(path.name, what, what_zh), warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        meta, table = pyogrio.raw.read_arrow(
+        with pyogrio.raw.open_arrow(
             path,
             layer=layer,
             encoding=gdal_encoding,
-            max_features=caps.max_rows + 1,
             return_fids=True,
             datetime_as_string=True,
-        )
+            use_pyarrow=True,
+            batch_size=BATCH_ROWS,
+        ) as (meta, reader):
+            crs = _crs(meta["crs"], notes)
+            fields = [str(name) for name in meta["fields"]]
+            # Columns by position: the fid first, the fields in file order, the geometry last.
+            has_geometry = len(reader.schema) == len(fields) + 2
+            if sink is not None:
+                sink("crs", None if crs is None else crs.to_wkt())
+            table, wkb_arrow = _batches(reader, caps, geometry=has_geometry, sink=sink)
     for warning in caught:
         log.info("GDAL warning while reading %s: %s", path.name, warning.message)
         if _RECODE_FAILED in str(warning.message):  # GDAL says this once per process
@@ -351,8 +382,6 @@ def _read_ogr(
     count = table.num_rows
     check_rows(count, caps, path.name)
 
-    fields = [str(name) for name in meta["fields"]]
-    # Columns by position: the fid first, the fields in file order, the geometry last.
     columns = table.columns
     names, name_notes = unique_names(fields)
     # Series, not arrays: pandas 3 would turn object arrays of text into its ``str`` dtype
@@ -363,18 +392,15 @@ def _read_ogr(
         index=pd.RangeIndex(count),  # rows even when the file has no attribute column
     )
     wkb = None
-    wkb_arrow = None
     geometry = None
-    if len(columns) == len(fields) + 2:
-        wkb_arrow = columns[-1].combine_chunks()
-        if parse:
-            wkb = np.asarray(wkb_arrow.to_numpy(zero_copy_only=False), dtype=object)
-            geometry = parse_wkb(wkb, notes)
-            wkb_arrow = None
+    if wkb_arrow is not None and parse:
+        wkb = np.asarray(wkb_arrow.to_numpy(zero_copy_only=False), dtype=object)
+        geometry = parse_wkb(wkb, notes)
+        wkb_arrow = None
     return SourceTable(
         frame=frame,
         geometry=geometry,
-        crs=_crs(meta["crs"], notes),
+        crs=crs,
         encoding=encoding_label,
         layer=layer,
         source_rows=row_numbers(range(1, count + 1)),
@@ -383,3 +409,42 @@ def _read_ogr(
         wkb=wkb,
         wkb_arrow=wkb_arrow,
     )
+
+
+def _batches(
+    reader: pa.RecordBatchReader,
+    caps: Caps,
+    *,
+    geometry: bool,
+    sink: Callable[[str, Any], None] | None,
+) -> tuple[pa.Table, pa.Array | None]:
+    """GDAL's batches as one table of the attribute columns, and the WKB as one array.
+
+    Reads at most one batch past ``caps.max_rows`` (the caller refuses the file then).
+    With a ``sink`` each batch's WKB leaves as soon as GDAL has read it (:data:`WKB_SINK`)
+    and None is returned for it.
+    """
+    schema = reader.schema
+    last = len(schema) - 1
+    batches: list[pa.RecordBatch] = []
+    wkb: list[pa.Array] = []
+    count = 0
+    for batch in reader:
+        count += batch.num_rows
+        if geometry:
+            if sink is None:
+                wkb.append(batch.column(last))
+            else:
+                sink("wkb", batch.column(last))
+            batch = batch.drop_columns([schema.field(last).name])  # noqa: PLW2901
+        batches.append(batch)
+        if count > caps.max_rows:
+            break
+    if not geometry:
+        return pa.Table.from_batches(batches, schema=schema), None
+    if sink is not None and not batches:
+        sink("wkb", pa.array([], type=schema.field(last).type))
+    table = pa.Table.from_batches(batches, schema=schema.remove(last))
+    if sink is not None:
+        return table, None
+    return table, pa.chunked_array(wkb, type=schema.field(last).type).combine_chunks()
