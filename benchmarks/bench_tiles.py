@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
+from psycopg.conninfo import make_conninfo
 
 ROOT = Path(__file__).resolve().parents[1]
 HARNESS = Path(os.environ.get("TILE_BENCH", ROOT.parent / "shared" / "bench" / "tile-bench"))
@@ -211,8 +212,15 @@ def ours(
     freshness: str = "strict",
     fast_path: bool = True,
     generic_plans: bool = True,
+    protocol: str = "gis_service.api.tile_protocol:TileHttpProtocol",
+    db_host: str | None = None,
 ) -> Server:
     """Our server as ``gis-service serve`` runs it: uvloop + httptools, ``workers`` processes.
+
+    ``protocol``: uvicorn's ``--http``; ours answers tile requests below the ASGI stack
+    (``gis_service.api.tile_protocol``), ``httptools`` is uvicorn's own. ``db_host``: the
+    tile connections' libpq host (the cluster's Unix-socket folder, as ``gis-service serve``
+    sets it; the floor is given the same transport).
 
     Each worker opens its whole tile pool at start (``GIS_TILES_POOL_MIN`` = max): a backend's
     first ``ST_Transform`` costs ~150 ms of PROJ set-up, which must not land in a timed pass.
@@ -229,10 +237,12 @@ def ours(
         "GIS_TILES_CACHE_MB": str(cache_mb),
         "GIS_API_DOCS": "false",
     }
+    if db_host:
+        env["GIS_TILES_DB_HOST"] = db_host
     argv = [
         str(ROOT / ".venv/bin/python"), "-m", "uvicorn", "gis_service.main:app",
         "--no-access-log", "--log-level", "info", "--workers", str(workers),
-        "--loop", "uvloop", "--http", "httptools",
+        "--loop", "uvloop", "--http", protocol,
     ]  # fmt: skip
     server = Server(argv, env, "/health/live", name)
     # /health/live answers as soon as one worker is up: wait for all (slow on a busy box).
@@ -374,8 +384,10 @@ def wrk_warm(base: str, layers_dir: Path, pids: str, out: Path) -> dict[str, Any
     return report
 
 
-def floor(url: str, layers_dir: Path, out: Path, pid: int, repeats: int) -> dict[str, Any]:
-    """Our equal-content tile SQL, values inlined, straight to PostgreSQL."""
+def floor(  # noqa: PLR0917 - the run's values, in order
+    url: str, layers_dir: Path, out: Path, pid: int, repeats: int, db_host: str | None = None
+) -> dict[str, Any]:
+    """Our equal-content tile SQL, values inlined, straight to PostgreSQL (over ``db_host``)."""
     from gis_service.registry import load_registry
     from gis_service.tiles.service import _WARM
     from gis_service.tiles.sql import tile_query
@@ -391,8 +403,9 @@ def floor(url: str, layers_dir: Path, out: Path, pid: int, repeats: int) -> dict
                 q = tile_query(spec, z, False)
                 sql = cur.mogrify(q.sql, {"z": z, "x": x, "y": y, **q.params})
                 fh.write(json.dumps({"layer": layer, "z": z, "x": x, "y": y, "sql": sql}) + "\n")
+    dsn = make_conninfo(url, host=db_host) if db_host else url
     argv = [
-        sys.executable, str(HARNESS / "bench_sql.py"), "--dsn", url,
+        sys.executable, str(HARNESS / "bench_sql.py"), "--dsn", dsn,
         "--statements", str(statements), "--layers", ",".join(LAYERS), "--tiles", str(TILES),
         "--concurrency", "1,8", "--repeats", str(repeats), "--label", "floor (our SQL)",
         "--set", "SET max_parallel_workers_per_gather = 0", "--set", "SET jit = off",
@@ -781,6 +794,9 @@ def main() -> None:
     )
     ap.add_argument("--no-tipg", action="store_true")
     ap.add_argument(
+        "--tcp", action="store_true", help="ours and the floor over loopback TCP, not the socket"
+    )
+    ap.add_argument(
         "--workers", type=int, default=2, help="uvicorn workers of our server (tipg: one)"
     )
     ap.add_argument("--only", help="comma list of runs: " + ",".join((*RUNS, "probe", "pmtiles")))
@@ -804,6 +820,11 @@ def run(a: argparse.Namespace) -> None:
     load_start = os.getloadavg()[0]
     url, pg_pid = ensure_database(a.data_dir, a.scale)
     counts = prepare_database(url)
+    from gis_service.db.cluster import EmbeddedCluster
+
+    # Ours and the floor reach the cluster the same way: its Unix socket unless --tcp.
+    socket_dir = EmbeddedCluster(a.data_dir, dbname="gis").status().socket_dir
+    db_host = None if a.tcp else str(socket_dir)
     equal_dir = equal_layers(a.results / "layers-equal")
     product_dir = ROOT / "layers"
     wanted = set((a.only or ",".join((*RUNS, "probe", "pmtiles"))).split(","))
@@ -820,7 +841,7 @@ def run(a: argparse.Namespace) -> None:
             runs[name] = json.loads(path.read_text()) if path.exists() else None
             continue
         if name == "floor":
-            runs[name] = floor(url, equal_dir, path, pg_pid, cpu_repeats)
+            runs[name] = floor(url, equal_dir, path, pg_pid, cpu_repeats, db_host)
             continue
         if name == "tipg":
             server = tipg(url, a.tipg_python)
@@ -832,7 +853,7 @@ def run(a: argparse.Namespace) -> None:
                 url, layers_dir, 256 if warm else 0, name, workers=a.workers,
                 freshness="notify" if name == "ours_warm_notify" else "strict",
                 fast_path=name != "ours_warm_route",
-                generic_plans=name != "ours_equal_auto",
+                generic_plans=name != "ours_equal_auto", db_host=db_host,
             )  # fmt: skip
             template = f"http://127.0.0.1:{server.port}/tiles/{{layer}}/{{z}}/{{x}}/{{y}}.mvt"
         pids = f"app={server.proc.pid},db={pg_pid}"

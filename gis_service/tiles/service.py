@@ -22,6 +22,7 @@ from typing import Any
 
 import psycopg
 from psycopg import generators
+from psycopg.conninfo import make_conninfo
 from psycopg.pq import ExecStatus
 from psycopg.pq.abc import PGresult
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
@@ -39,7 +40,7 @@ from gis_service.errors import (
 from gis_service.registry import LayerSpec, Registry
 from gis_service.tiles.cache import CacheKey, TileCache, TileEntry, etag_of
 from gis_service.tiles.changes import ChangeFeed
-from gis_service.tiles.held import Conn, HeldConnections, run_prepared
+from gis_service.tiles.held import Conn, HeldConnections
 from gis_service.tiles.pmtiles_store import CachedArchive
 from gis_service.tiles.settings import TileSettings
 from gis_service.tiles.sql import TileQuery, tile_query
@@ -105,6 +106,8 @@ class TileService:
         self.settings = settings
         self.registry = registry
         self.conninfo = conninfo_of(url)
+        if settings.db_host:
+            self.conninfo = make_conninfo(self.conninfo, host=settings.db_host)
         self.cache = TileCache(settings.cache_mb * 1024 * 1024)
         self.feed = ChangeFeed(
             self.conninfo,
@@ -125,6 +128,11 @@ class TileService:
         self.redone = 0
         #: Tile connections set up (each forgets the remembered callers: :meth:`_configure`).
         self.configured = 0
+        #: Tiles answered by the HTTP-level fast path (``api.tile_protocol``), a subset of
+        #: :attr:`fast_served`; and the Host values the app's own check let through to a
+        #: tile (that path answers only those: the check's verdict depends on the value alone).
+        self.direct_served = 0
+        self.checked_hosts: set[bytes] = set()
         self._queries: dict[tuple[str, int, bool], TileQuery] = {}
         self._inflight: dict[CacheKey, tuple[asyncio.Future[TileEntry], int]] = {}
         self._tables: dict[tuple[str, ...], frozenset[str]] = {}
@@ -429,9 +437,9 @@ class TileService:
             known = self._prepared[conn] = set()
         if query.name not in known:
             pgconn.send_prepare(query.name, query.positional)
-            _result(await conn.wait(generators.execute(pgconn)))
+            _result(await self.conns.wait(conn, generators.execute(pgconn)))
             known.add(query.name)
-        results = await run_prepared(conn, query.name, values)
+        results = await self.conns.run(conn, query.name, values)
         self._drain(conn)
         result = _result(results)
         if result.ntuples == 0:
@@ -486,9 +494,13 @@ class TileService:
         try:
             conn = await self.conns.acquire()
             try:
-                cur = await conn.execute(sql, params)
-                return await cur.fetchall()
+                return await self.conns.through_psycopg(conn, _rows(conn, sql, params))
             finally:
                 await self.conns.release(conn)
         except (PoolTimeout, psycopg.OperationalError) as exc:
             raise DatabaseUnavailable() from exc
+
+
+async def _rows(conn: Conn, sql: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
+    cur = await conn.execute(sql, params)
+    return await cur.fetchall()

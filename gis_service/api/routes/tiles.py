@@ -262,21 +262,11 @@ class TileFastPath:
         except GisError:
             await self.app(scope, receive, send)  # the slow path words the refusal
             return
-        authorization = if_none_match = accept_encoding = None
-        for key, value in scope["headers"]:
-            if key == b"authorization" and authorization is None:
-                authorization = value.decode("latin-1")
-            elif key == b"if-none-match" and if_none_match is None:
-                if_none_match = value.decode("latin-1")
-            elif key == b"accept-encoding" and accept_encoding is None:
-                accept_encoding = value.decode("latin-1")
+        authorization, if_none_match, accept_encoding, host, _ = _tile_headers(scope)
+        if host is not None and len(service.checked_hosts) < _CHECKED_HOSTS_MAX:
+            service.checked_hosts.add(host)  # it passed the app's Host check to get here
         try:
-            if service.cache.enabled:
-                live = await service.feed.check()
-                user = await _fast_principal(scope, receive, service, authorization, live)
-                result = await service.tile_at(address, user.scope_code, live=live)
-            else:
-                result = await _uncached_tile(scope, receive, service, address, authorization)
+            result = await _fast_result(scope, receive, service, address, authorization)
         except GisError as exc:
             request = Request(scope, receive)
             response = await _problem(app, request, exc)
@@ -286,6 +276,100 @@ class TileFastPath:
         status, headers, body = _tile_reply(service, result, if_none_match, accept_encoding)
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
+
+
+#: Bound on the Host values remembered as checked (a value is a few dozen bytes).
+_CHECKED_HOSTS_MAX = 64
+_PASS_THROUGH = frozenset((b"x-request-id", b"content-length", b"transfer-encoding"))
+
+
+def _tile_headers(
+    scope: Scope,
+) -> tuple[str | None, str | None, str | None, bytes | None, bool]:
+    """(authorization, if-none-match, accept-encoding, host, plain) of a tile request.
+
+    First value of each; ``plain``: no header the tile paths leave to the full app stack
+    (a caller's request id, a request body).
+    """
+    authorization = if_none_match = accept_encoding = None
+    host: bytes | None = None
+    plain = True
+    for key, value in scope["headers"]:
+        if key == b"authorization":
+            if authorization is None:
+                authorization = value.decode("latin-1")
+        elif key == b"if-none-match":
+            if if_none_match is None:
+                if_none_match = value.decode("latin-1")
+        elif key == b"accept-encoding":
+            if accept_encoding is None:
+                accept_encoding = value.decode("latin-1")
+        elif key == b"host":
+            if host is None:
+                host = bytes(value)
+        elif key in _PASS_THROUGH:
+            plain = False
+    return authorization, if_none_match, accept_encoding, host, plain
+
+
+async def _fast_result(
+    scope: Scope,
+    receive: Receive,
+    service: TileService,
+    address: TileAddress,
+    authorization: str | None,
+) -> TileResult:
+    """The tile for a checked address: one definition for the ASGI and the HTTP fast path."""
+    if service.cache.enabled:
+        live = await service.feed.check()
+        user = await _fast_principal(scope, receive, service, authorization, live)
+        return await service.tile_at(address, user.scope_code, live=live)
+    return await _uncached_tile(scope, receive, service, address, authorization)
+
+
+Direct = tuple[TileService, TileAddress, str | None, str | None, str | None]
+
+
+def direct_tile(app: Starlette, scope: Scope) -> Direct | None:
+    """What the HTTP-level fast path (``api.tile_protocol``) needs to answer a request.
+
+    (service, address, authorization, if-none-match, accept-encoding), or None: hand the
+    request to the app. Only what :class:`TileFastPath` would serve, from a Host value the
+    app's Host check has already let through to a tile, without a caller's request id or a
+    body: the middleware it skips (request id, trusted host, body cap) would then change
+    nothing but the id.
+    """
+    if scope["method"] != "GET" or scope["query_string"] or scope.get("root_path"):
+        return None
+    parts = _split_tile_path(scope["path"])
+    service: TileService | None = getattr(app.state, "tiles", None)
+    if parts is None or service is None or not service.settings.fast_path:
+        return None
+    authorization, if_none_match, accept_encoding, host, plain = _tile_headers(scope)
+    if not plain or host not in service.checked_hosts:
+        return None
+    try:
+        address = service.address(*parts)
+    except GisError:
+        return None
+    return service, address, authorization, if_none_match, accept_encoding
+
+
+async def direct_reply(
+    app: Starlette, scope: Scope, receive: Receive, found: Direct
+) -> tuple[int, Headers, bytes] | Response:
+    """The reply to a :func:`direct_tile` request: (status, headers, body).
+
+    Or the app's problem response for a refusal after the checks (401, 503 + Retry-After).
+    """
+    service, address, authorization, if_none_match, accept_encoding = found
+    try:
+        result = await _fast_result(scope, receive, service, address, authorization)
+    except GisError as exc:
+        return await _problem(app, Request(scope, receive), exc)
+    service.fast_served += 1
+    service.direct_served += 1
+    return _tile_reply(service, result, if_none_match, accept_encoding)
 
 
 async def _problem(app: Starlette, request: Request, exc: GisError) -> Response:
