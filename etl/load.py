@@ -26,7 +26,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from itertools import pairwise, repeat
-from typing import Any
+from typing import Any, LiteralString
 
 import numpy as np
 import psycopg
@@ -35,11 +35,11 @@ from geoalchemy2 import Geometry
 from psycopg import pq, sql
 from psycopg.adapt import Buffer, Dumper
 from psycopg.copy import QueuedLibpqWriter
-from sqlalchemy import UniqueConstraint
+from sqlalchemy import CheckConstraint, UniqueConstraint
 
 from etl.model import RowProblem
 from etl.stamp import Stamper, stamps
-from gis_service.db.models import LOCATED_TABLES, Base
+from gis_service.db.models import LOCATED_TABLES, Base, ValueRule
 
 _LOCATED = frozenset(m.__tablename__ for m in LOCATED_TABLES)
 
@@ -244,6 +244,8 @@ class Loader:
         self.written_box: tuple[float, float, float, float] | None = None
         #: Columns the row rules fill in staging although the file did not carry them.
         self.derived: list[str] = []
+        #: The distinct stamps the direct path wrote (what the code CHECKs are proven on).
+        self.stamped: dict[str, set[Any]] = {"admin_code": set(), "grid_code": set()}
         #: A natural key the schema does not declare unique (shelter names) identifies a
         #: row only within its village: matched on key + admin_code, never across areas.
         self.unique_key = bool(data.natural_key) and _declared_unique(data.table, data.natural_key)
@@ -464,6 +466,8 @@ class Loader:
                     rows = (r for r, row in zip(rows, numbers, strict=True) if row not in refused)
                 for row in rows:
                     copy.write_row(row)
+                self.stamped["admin_code"].update(part.admin)
+                self.stamped["grid_code"].update(part.grid)
                 written += part.stop - part.start - len(part.refused)
                 self._widen_box(part.box)
         return written, problems
@@ -684,41 +688,16 @@ class Loader:
         # The primary key too, on a first load (nothing references the empty table): its
         # btree filled row by row cost 2.4 s of backend CPU on a million-row insert (load 8);
         # built after the load it is one sort.
-        primary = (
-            [
-                (str(r[0]), str(r[1]))
-                for r in self.conn.execute(
-                    "SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint"
-                    " WHERE conrelid = %s::regclass AND contype = 'p'",
-                    (self.data.table,),
-                )
-            ]
-            if self.fresh
-            else []
-        )
-        for name, _ in primary:
-            self.conn.execute(
-                sql.SQL("ALTER TABLE {} DROP CONSTRAINT {}").format(
-                    self.target, sql.Identifier(name)
-                )
-            )
+        primary = self._drop_constraints("contype = 'p'") if self.fresh else []
         checks: list[tuple[str, str]] = []
         if self.fresh and self.data.geometries_valid:
-            checks = [
-                (str(r[0]), str(r[1]))
-                for r in self.conn.execute(
-                    "SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint"
-                    " WHERE conrelid = %s::regclass AND contype = 'c'"
-                    " AND pg_get_constraintdef(oid) ILIKE '%%st_isvalid(geom)%%'",
-                    (self.data.table,),
-                )
-            ]
-            for name, _ in checks:
-                self.conn.execute(
-                    sql.SQL("ALTER TABLE {} DROP CONSTRAINT {}").format(
-                        self.target, sql.Identifier(name)
-                    )
-                )
+            checks = self._drop_constraints(
+                "contype = 'c' AND pg_get_constraintdef(oid) ILIKE '%%st_isvalid(geom)%%'"
+            )
+        # Plain value CHECKs with a ValueRule, on a first direct load: proven on the
+        # written values after the load (below), else added back and validated.
+        rules = self._value_rules() if self.fresh and self.direct else {}
+        valued = self._drop_constraints("contype = 'c' AND conname = ANY(%s)", list(rules))
         found = self.conn.execute(
             "SELECT c.relname, pg_get_indexdef(i.indexrelid) FROM pg_index i"
             " JOIN pg_class c ON c.oid = i.indexrelid"
@@ -780,6 +759,70 @@ class Loader:
                 "geometry validity was proven by the importer for these rows; the table's"
                 " check applies to every later write"
             )
+        proven = [(n, c) for n, c in valued if rules[n].holds(self._written(rules[n]))]
+        for name, check in valued:  # definitions read back from the catalogue
+            self.conn.execute(
+                sql.SQL("ALTER TABLE {} ADD CONSTRAINT {} {}{}").format(
+                    self.target,
+                    sql.Identifier(name),
+                    sql.SQL(check),
+                    sql.SQL(" NOT VALID" if (name, check) in proven else ""),
+                )
+            )
+        if proven:
+            self.notes.append(
+                f"{len(proven)} value checks ({', '.join(n for n, _ in proven)}) were proven"
+                " by the importer on the values written; they apply to every later write"
+            )
+
+    def _drop_constraints(self, where: LiteralString, *params: Any) -> list[tuple[str, str]]:
+        """Drop the target's constraints matching ``where``; their names and definitions.
+
+        The definitions are read back from the catalogue (never from input), without a
+        ``NOT VALID`` an earlier load left: the caller decides how each comes back.
+        """
+        found = [
+            (str(r[0]), str(r[1]).removesuffix(" NOT VALID"))
+            for r in self.conn.execute(
+                sql.SQL(
+                    "SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint"
+                    " WHERE conrelid = %s::regclass AND {}"
+                ).format(sql.SQL(where)),
+                (self.data.table, *params),
+            )
+        ]
+        for name, _ in found:
+            self.conn.execute(
+                sql.SQL("ALTER TABLE {} DROP CONSTRAINT {}").format(
+                    self.target, sql.Identifier(name)
+                )
+            )
+        return found
+
+    def _value_rules(self) -> dict[str, ValueRule]:
+        """The target's value CHECKs whose columns this load writes, by constraint name."""
+        found: dict[str, ValueRule] = {}
+        for constraint in Base.metadata.tables[self.data.table].constraints:
+            rule = constraint.info.get("rule") if isinstance(constraint, CheckConstraint) else None
+            if isinstance(rule, ValueRule) and all(self._written_column(c) for c in rule.columns):
+                found[str(constraint.name)] = rule
+        return found
+
+    def _written_column(self, column: str) -> bool:
+        return column in self.data.columns or (
+            self.located and column in ("source_crs", *self.stamped)
+        )
+
+    def _written(self, rule: ValueRule) -> Iterator[Any]:
+        """Every value the direct path wrote into ``rule``'s columns (stamps: distinct)."""
+        d = self.data
+        for column in rule.columns:
+            if column in d.columns:
+                yield from d.values[d.columns.index(column)]
+            elif column == "source_crs":
+                yield d.source_crs
+            else:
+                yield from self.stamped[column]
 
     def _quiet_tile_triggers(self) -> list[str]:
         """Tile-change INSERT triggers the direct path replaces by one announcement.

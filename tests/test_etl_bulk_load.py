@@ -16,6 +16,7 @@ import numpy as np
 import psycopg
 import pytest
 import shapely
+from psycopg import sql
 
 from etl import load
 from etl.pipeline import ImportOptions, ImportReport, run_import
@@ -24,6 +25,19 @@ from gis_service.settings import load_settings
 from tests.fixtures import demo_without_buildings
 
 LIMITS = load_settings(environment="test").etl
+
+#: The building table's plain value CHECKs (``ValueRule``), proven by a first load.
+VALUE_CHECKS = (
+    "ck_building_admin_code_village",
+    "ck_building_grid_code_15",
+    "ck_building_source_crs",
+    "ck_building_counts_nonneg",
+    "ck_building_floors",
+    "ck_building_structure",
+    "ck_building_use",
+    "ck_building_year_band",
+    "ck_building_urban_rural",
+)
 
 
 @pytest.fixture(scope="module")
@@ -165,13 +179,46 @@ def test_a_busy_table_keeps_its_indexes(
     assert _count(empty_city) == 600
 
 
+def test_a_value_check_not_proven_is_added_back_and_validated(
+    empty_city: str, buildings_file: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Should a rule not hold on the values written (here: a floor count it is told of that
+    is out of range), its CHECK comes back validated by the database, not NOT VALID."""
+    monkeypatch.setattr(load, "BULK_REBUILD_MIN_ROWS", 100)
+    real = load.Loader._written
+
+    def with_a_bad_floor(self: load.Loader, rule: Any) -> Any:
+        yield from real(self, rule)
+        if rule.columns == ("floors",):
+            yield 999
+
+    monkeypatch.setattr(load.Loader, "_written", with_a_bad_floor)
+    path = tmp_path / "unproven.gpkg"
+    gpd.read_file(buildings_file).iloc[:300].to_file(path, engine="pyogrio")
+    with psycopg.connect(loader.psycopg_conninfo(empty_city)) as c:
+        c.execute("DELETE FROM building")
+        c.commit()
+    report = _import(empty_city, path, scope_code="430204")
+    assert report.status == "succeeded", report.as_dict()
+    assert any("4 value checks" in note for note in report.notes), report.notes
+    with psycopg.connect(loader.psycopg_conninfo(empty_city)) as c:
+        state = dict(
+            c.execute(
+                "SELECT conname, convalidated FROM pg_constraint WHERE conname = ANY(%s)",
+                (["ck_building_floors", "ck_building_structure"],),
+            ).fetchall()
+        )
+    assert state == {"ck_building_floors": True, "ck_building_structure": False}
+
+
 def test_first_load_into_an_empty_table_is_binary_frozen_and_keeps_the_geometry_check(
     empty_city: str, buildings_file: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     """A first load truncates the empty table, COPYs in binary (WKB, no hex) with FREEZE and
-    skips the ST_IsValid CHECK for the rows the importer proved: the CHECK is back (NOT
-    VALID) and refuses the next invalid write, VALIDATE proves the loaded rows, and every
-    stored geometry equals the file's, rounded to 1e-7°, promoted to MultiPolygon."""
+    skips the ST_IsValid CHECK for the rows the importer proved, and the value CHECKs whose
+    rule held on the values written: each is back (NOT VALID) and refuses the next invalid
+    write, VALIDATE proves the loaded rows, and every stored geometry equals the file's,
+    rounded to 1e-7°, promoted to MultiPolygon."""
     monkeypatch.setattr(load, "BULK_REBUILD_MIN_ROWS", 100)
     frame = gpd.read_file(buildings_file).iloc[:600]
     frame["名称"] = [f"楼栋{i}号·东" for i in range(len(frame))]
@@ -193,6 +240,7 @@ def test_first_load_into_an_empty_table_is_binary_frozen_and_keeps_the_geometry_
     assert report.rows_inserted == 600
     assert any("(FORMAT BINARY, FREEZE)" in s for s in copied), copied
     assert any("proven by the importer" in note for note in report.notes), report.notes
+    assert any("5 value checks" in note for note in report.notes), report.notes
     with psycopg.connect(loader.psycopg_conninfo(empty_city)) as c:
         check = c.execute(
             "SELECT convalidated, pg_get_constraintdef(oid) FROM pg_constraint"
@@ -211,6 +259,32 @@ def test_first_load_into_an_empty_table_is_binary_frozen_and_keeps_the_geometry_
             )
         c.rollback()
         c.execute("ALTER TABLE building VALIDATE CONSTRAINT ck_building_geom_valid")
+        c.commit()
+        # The plain value CHECKs were proven on the written values: back NOT VALID, still
+        # refusing a bad write, and VALIDATE finds the loaded rows good.
+        value_checks = dict(
+            c.execute(
+                "SELECT conname, convalidated FROM pg_constraint WHERE conrelid ="
+                " 'building'::regclass AND contype = 'c' AND conname <> 'ck_building_geom_valid'"
+            ).fetchall()
+        )
+        # Columns the file has (结构, 层数) and the ones the importer fills (stamps, CRS);
+        # the others were not written by the file and stayed checked by the database.
+        proven = {
+            "ck_building_admin_code_village",
+            "ck_building_grid_code_15",
+            "ck_building_source_crs",
+            "ck_building_structure",
+            "ck_building_floors",
+        }
+        assert value_checks == {name: name not in proven for name in VALUE_CHECKS}
+        with pytest.raises(psycopg.errors.CheckViolation):
+            c.execute("UPDATE building SET floors = 500 WHERE id = (SELECT min(id) FROM building)")
+        c.rollback()
+        for name in value_checks:
+            c.execute(
+                sql.SQL("ALTER TABLE building VALIDATE CONSTRAINT {}").format(sql.Identifier(name))
+            )
         c.commit()
         # The primary key, rebuilt after the load, and ids reserved at once: consecutive in
         # file order, and the sequence goes on after them.

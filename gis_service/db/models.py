@@ -10,6 +10,8 @@ Python side and the database agree on one list. Located tables carry ``admin_cod
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from geoalchemy2 import Geometry
@@ -189,6 +191,51 @@ def ascii_digits(column: str, n: int) -> str:
     return f"{column} IS NULL OR ({digits})"
 
 
+@dataclass(frozen=True)
+class ValueRule:
+    """What a plain value CHECK says, in a form Python can test on values about to be written.
+
+    A first bulk load proves such CHECKs on its own values (a set or a min/max over a
+    column in memory) and lets the database skip them: PostgreSQL evaluating the building
+    table's nine cost 2.6 s of backend CPU per million rows. The SQL text stays the one
+    the migrations created; :func:`value_check` keeps the two side by side.
+    """
+
+    columns: tuple[str, ...]
+    #: The value is one of these.
+    choices: tuple[str, ...] = ()
+    #: The value is exactly this many ASCII digits.
+    digits: int | None = None
+    low: int | None = None
+    high: int | None = None
+    nullable: bool = True
+
+    def holds(self, values: Iterable[Any]) -> bool:
+        """True if every value passes (None only where ``nullable``)."""
+        distinct = set(values)
+        if None in distinct:
+            if not self.nullable:
+                return False
+            distinct.discard(None)
+        if self.choices:
+            return distinct <= set(self.choices)
+        if self.digits is not None:
+            return all(
+                isinstance(v, str) and len(v) == self.digits and v.isascii() and v.isdigit()
+                for v in distinct
+            )
+        if not all(isinstance(v, int) and not isinstance(v, bool) for v in distinct):
+            return False
+        low = -(2**63) if self.low is None else self.low
+        high = 2**63 if self.high is None else self.high
+        return not distinct or (min(distinct) >= low and max(distinct) <= high)
+
+
+def value_check(sql: str, name: str, rule: ValueRule) -> CheckConstraint:
+    """A CHECK with its :class:`ValueRule` (``info["rule"]``), for bulk loads to prove."""
+    return CheckConstraint(sql, name=name, info={"rule": rule})
+
+
 def geometry(kind: str) -> Geometry:
     """A 2D geometry column in the storage SRID with a GiST index."""
     return Geometry(geometry_type=kind, srid=STORAGE_SRID, spatial_index=True)
@@ -239,9 +286,19 @@ class Located(Common):
     @classmethod
     def _located_args(cls) -> tuple[Any, ...]:
         return (
-            CheckConstraint(one_of("source_crs", SOURCE_CRS, nullable=True), name="source_crs"),
-            CheckConstraint(ascii_digits("admin_code", 12), name="admin_code_village"),
-            CheckConstraint(ascii_digits("grid_code", 15), name="grid_code_15"),
+            value_check(
+                one_of("source_crs", SOURCE_CRS, nullable=True),
+                "source_crs",
+                ValueRule(("source_crs",), choices=SOURCE_CRS),
+            ),
+            value_check(
+                ascii_digits("admin_code", 12),
+                "admin_code_village",
+                ValueRule(("admin_code",), digits=12),
+            ),
+            value_check(
+                ascii_digits("grid_code", 15), "grid_code_15", ValueRule(("grid_code",), digits=15)
+            ),
         )
 
 
@@ -435,12 +492,25 @@ class Building(Located, Base):
         return (
             *super()._located_args(),
             CheckConstraint(valid_geometry("geom"), name="geom_valid"),
-            CheckConstraint("households >= 0 AND population >= 0", name="counts_nonneg"),
-            CheckConstraint("floors IS NULL OR floors BETWEEN -10 AND 200", name="floors"),
-            CheckConstraint(one_of("structure", STRUCTURES, nullable=True), name="structure"),
-            CheckConstraint(one_of("use", BUILDING_USES, nullable=True), name="use"),
-            CheckConstraint(one_of("year_band", YEAR_BANDS, nullable=True), name="year_band"),
-            CheckConstraint(one_of("urban_rural", URBAN_RURAL, nullable=True), name="urban_rural"),
+            value_check(
+                "households >= 0 AND population >= 0",
+                "counts_nonneg",
+                ValueRule(("households", "population"), low=0, nullable=False),
+            ),
+            value_check(
+                "floors IS NULL OR floors BETWEEN -10 AND 200",
+                "floors",
+                ValueRule(("floors",), low=-10, high=200),
+            ),
+            *(
+                value_check(one_of(column, keys, nullable=True), column, ValueRule((column,), keys))
+                for column, keys in (
+                    ("structure", STRUCTURES),
+                    ("use", BUILDING_USES),
+                    ("year_band", YEAR_BANDS),
+                    ("urban_rural", URBAN_RURAL),
+                )
+            ),
         )
 
 
