@@ -37,7 +37,6 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
-from psycopg.conninfo import make_conninfo
 
 ROOT = Path(__file__).resolve().parents[1]
 HARNESS = Path(os.environ.get("TILE_BENCH", ROOT.parent / "shared" / "bench" / "tile-bench"))
@@ -213,14 +212,11 @@ def ours(
     fast_path: bool = True,
     generic_plans: bool = True,
     protocol: str = "gis_service.api.tile_protocol:TileHttpProtocol",
-    db_host: str | None = None,
 ) -> Server:
     """Our server as ``gis-service serve`` runs it: uvloop + httptools, ``workers`` processes.
 
     ``protocol``: uvicorn's ``--http``; ours answers tile requests below the ASGI stack
-    (``gis_service.api.tile_protocol``), ``httptools`` is uvicorn's own. ``db_host``: the
-    tile connections' libpq host (the cluster's Unix-socket folder, as ``gis-service serve``
-    sets it; the floor is given the same transport).
+    (``gis_service.api.tile_protocol``), ``httptools`` is uvicorn's own.
 
     Each worker opens its whole tile pool at start (``GIS_TILES_POOL_MIN`` = max): a backend's
     first ``ST_Transform`` costs ~150 ms of PROJ set-up, which must not land in a timed pass.
@@ -237,8 +233,6 @@ def ours(
         "GIS_TILES_CACHE_MB": str(cache_mb),
         "GIS_API_DOCS": "false",
     }
-    if db_host:
-        env["GIS_TILES_DB_HOST"] = db_host
     argv = [
         str(ROOT / ".venv/bin/python"), "-m", "uvicorn", "gis_service.main:app",
         "--no-access-log", "--log-level", "info", "--workers", str(workers),
@@ -384,10 +378,8 @@ def wrk_warm(base: str, layers_dir: Path, pids: str, out: Path) -> dict[str, Any
     return report
 
 
-def floor(  # noqa: PLR0917 - the run's values, in order
-    url: str, layers_dir: Path, out: Path, pid: int, repeats: int, db_host: str | None = None
-) -> dict[str, Any]:
-    """Our equal-content tile SQL, values inlined, straight to PostgreSQL (over ``db_host``)."""
+def floor(url: str, layers_dir: Path, out: Path, pid: int, repeats: int) -> dict[str, Any]:
+    """Our equal-content tile SQL, values inlined, straight to PostgreSQL."""
     from gis_service.registry import load_registry
     from gis_service.tiles.service import _WARM
     from gis_service.tiles.sql import tile_query
@@ -403,9 +395,8 @@ def floor(  # noqa: PLR0917 - the run's values, in order
                 q = tile_query(spec, z, False)
                 sql = cur.mogrify(q.sql, {"z": z, "x": x, "y": y, **q.params})
                 fh.write(json.dumps({"layer": layer, "z": z, "x": x, "y": y, "sql": sql}) + "\n")
-    dsn = make_conninfo(url, host=db_host) if db_host else url
     argv = [
-        sys.executable, str(HARNESS / "bench_sql.py"), "--dsn", dsn,
+        sys.executable, str(HARNESS / "bench_sql.py"), "--dsn", url,
         "--statements", str(statements), "--layers", ",".join(LAYERS), "--tiles", str(TILES),
         "--concurrency", "1,8", "--repeats", str(repeats), "--label", "floor (our SQL)",
         "--set", "SET max_parallel_workers_per_gather = 0", "--set", "SET jit = off",
@@ -624,7 +615,8 @@ def write_report(path: Path, runs: dict[str, dict[str, Any] | None], meta: dict[
         " (one uvicorn worker, views exposing the same five columns per layer, its"
         f" default 10,000-feature cap). Ours: {meta['workers']} uvicorn workers (uvloop,"
         " httptools; each with its own pool, cache and change feed), tiles answered by the"
-        " pure ASGI fast path. CPU = server CPU per tile (app + PostgreSQL backends) from"
+        " HTTP-level fast path (`TileHttpProtocol`, as `gis-service serve` runs them)."
+        " CPU = server CPU per tile (app + PostgreSQL backends) from"
         f" `bench_http.py --watch-pids`. Other load on the box during our runs: {meta['load']}"
         f" (1-minute load average {meta['loadavg']}).",
         "",
@@ -728,9 +720,11 @@ def write_report(path: Path, runs: dict[str, dict[str, Any] | None], meta: dict[
     lines += [*HISTORY_HEAD, *HISTORY]
     for layer in LAYERS:
         stage = (
-            f"{meta['when']}: as 04:02, plus generic plans for the prepared tile statements"
-            f" (no planning per tile); medians of {meta['repeats']} passes, 3 for ours"
-            " cache-off and the floor (warm strict: `bench_http.py`; wrk column above)"
+            f"{meta['when']}: as 06:04, plus tile requests answered below the ASGI stack"
+            " (`TileHttpProtocol`, one write per reply), watched tile sockets, SHA-256 ETags;"
+            " medians of"
+            f" {meta['repeats']} passes, 3 for ours cache-off and the floor (warm strict:"
+            " `bench_http.py`; wrk column above)"
             if layer == LAYERS[0]
             else "〃"
         )
@@ -779,6 +773,12 @@ HISTORY = [
     " | 1008 t/s · 1.7 ms | 7.64× | 5.42× | 1.96× | 2561 t/s · 0.50 ms |",
     "| 〃 | enterprises | 1113 t/s · 1.4 ms | 7.70× | 5.89× | 1.91× | 3286 t/s · 0.35 ms |",
     "| 〃 | buildings | 113 t/s · 17.1 ms | 1.67× | 1.54× | 1.24× | 2830 t/s · 0.38 ms |",
+    "| 2026-11-23 06:04 UTC: as 04:02, plus generic plans for the prepared tile statements"
+    " (no planning per tile); medians of 2 passes, 3 for ours cache-off and the floor (warm"
+    " strict: `bench_http.py`) | grids | 1307 t/s · 1.2 ms | 8.22× | 6.32× | 1.33×"
+    " | 3847 t/s · 0.27 ms |",
+    "| 〃 | enterprises | 1567 t/s · 0.8 ms | 9.42× | 8.46× | 1.32× | 3759 t/s · 0.25 ms |",
+    "| 〃 | buildings | 136 t/s · 14.3 ms | 2.03× | 1.87× | 1.12× | 3159 t/s · 0.38 ms |",
 ]
 
 
@@ -793,9 +793,6 @@ def main() -> None:
         "--tipg-python", default=os.environ.get("TIPG_PYTHON", "/tmp/tipg-venv/bin/python")
     )
     ap.add_argument("--no-tipg", action="store_true")
-    ap.add_argument(
-        "--tcp", action="store_true", help="ours and the floor over loopback TCP, not the socket"
-    )
     ap.add_argument(
         "--workers", type=int, default=2, help="uvicorn workers of our server (tipg: one)"
     )
@@ -820,11 +817,6 @@ def run(a: argparse.Namespace) -> None:
     load_start = os.getloadavg()[0]
     url, pg_pid = ensure_database(a.data_dir, a.scale)
     counts = prepare_database(url)
-    from gis_service.db.cluster import EmbeddedCluster
-
-    # Ours and the floor reach the cluster the same way: its Unix socket unless --tcp.
-    socket_dir = EmbeddedCluster(a.data_dir, dbname="gis").status().socket_dir
-    db_host = None if a.tcp else str(socket_dir)
     equal_dir = equal_layers(a.results / "layers-equal")
     product_dir = ROOT / "layers"
     wanted = set((a.only or ",".join((*RUNS, "probe", "pmtiles"))).split(","))
@@ -841,7 +833,7 @@ def run(a: argparse.Namespace) -> None:
             runs[name] = json.loads(path.read_text()) if path.exists() else None
             continue
         if name == "floor":
-            runs[name] = floor(url, equal_dir, path, pg_pid, cpu_repeats, db_host)
+            runs[name] = floor(url, equal_dir, path, pg_pid, cpu_repeats)
             continue
         if name == "tipg":
             server = tipg(url, a.tipg_python)
@@ -853,7 +845,7 @@ def run(a: argparse.Namespace) -> None:
                 url, layers_dir, 256 if warm else 0, name, workers=a.workers,
                 freshness="notify" if name == "ours_warm_notify" else "strict",
                 fast_path=name != "ours_warm_route",
-                generic_plans=name != "ours_equal_auto", db_host=db_host,
+                generic_plans=name != "ours_equal_auto",
             )  # fmt: skip
             template = f"http://127.0.0.1:{server.port}/tiles/{{layer}}/{{z}}/{{x}}/{{y}}.mvt"
         pids = f"app={server.proc.pid},db={pg_pid}"
@@ -890,6 +882,26 @@ def run(a: argparse.Namespace) -> None:
         " `/tiles/{layers}/{z}/{x}/{y}.mvt` requests before FastAPI routing (py-spy: routing,"
         " Request/Response objects and the principal dependency were ~45 % of the app's CPU per"
         " tile); anything unusual falls through to the FastAPI route, which words every refusal.",
+        "- HTTP-level tile path (2026-11-23 07:45-08:25 UTC, busy box, load average 3-10):"
+        " py-spy of one worker under wrk (c=8, enterprises, cache off, ASGI fast path): the"
+        " header write alone was 18 % of the samples and the body write 4 %, uvicorn's"
+        " per-request Python 16 %, the middleware every request crosses (proxy headers,"
+        " FastAPI's body limit and telemetry, server errors, request id with a uuid4, trusted"
+        " host, body cap, query fast path) 11 %. `TileHttpProtocol` (uvicorn `--http`, what"
+        " `gis-service serve` runs) answers what `TileFastPath` would, with the same code, in"
+        " one write (headers and body); held tile connections keep their socket registered"
+        " with the loop (uvloop add + remove of a reader: 8-15 us per tile); ETags by salted"
+        " SHA-256 (5 vs 7 us per 3 KB tile). In-run A/B (`benchmarks/tiles_ab.py`: the 06:04"
+        " tree with httptools vs the new one, 2 workers each, interleaved passes of 1,200"
+        " tiles, c=8, cache off; medians of 4 rounds, app CPU per tile): with the HTTP-level"
+        " path and the watched sockets enterprises 0.596 → 0.487 ms, grids 0.617 → 0.450 ms"
+        " (other load 43-55 %); the HTTP-level path alone 0.500 → 0.408 and 0.617 → 0.446 ms"
+        " (other load 39-44 %). PostgreSQL CPU per tile moved within the noise (0.50 → 0.55,"
+        " 0.82 → 0.85 ms). A third pair (6 rounds, load 4-6) was mostly noise: 0.629 → 0.612"
+        " and 0.646 → 0.613 ms, round to round 0.48-0.81 ms on both sides. Tried and not kept: the"
+        " tile connections over the cluster's Unix socket instead of loopback TCP: backend CPU"
+        " per statement (schedstat, c=1, 4 interleaved rounds of 900) 0.379 vs 0.375 ms"
+        " (enterprises), 0.679 vs 0.651 ms (grids), client CPU the same: nothing to win.",
         "- Freshness, strict (default): per request, one empty-query round trip on the"
         " worker's LISTEN connection (libpq, no cursor), shared by the requests that arrived"
         " before it was sent (after one event-loop pass, so requests already read off their"

@@ -626,8 +626,6 @@ def serve(
     if not settings.db.url:
         # The worker builds its app from the environment: hand it the running cluster.
         os.environ["GIS_DB_URL"] = url
-        # Tile statements reach the local cluster over its Unix socket (less CPU per tile).
-        os.environ.setdefault("GIS_TILES_DB_HOST", str(_cluster(settings).status().socket_dir))
     if "public_url" not in settings.api.model_fields_set:
         # Links (TileJSON, OGC, ``next``) name the address actually served, unless configured.
         os.environ["GIS_API_PUBLIC_URL"] = f"http://{host}:{port}"

@@ -93,6 +93,8 @@ class TileHttpProtocol(HttpToolsProtocol):
             reply.raw_headers.append((b"x-request-id", rid.encode()))
             await reply(scope, receive, send)
             return
+        if self.flow.write_paused and not cycle.disconnected:
+            await self.flow.drain()  # the client is behind on earlier replies
         if cycle.disconnected:
             return
         status, headers, body = reply

@@ -22,7 +22,6 @@ from typing import Any
 
 import psycopg
 from psycopg import generators
-from psycopg.conninfo import make_conninfo
 from psycopg.pq import ExecStatus
 from psycopg.pq.abc import PGresult
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
@@ -106,8 +105,6 @@ class TileService:
         self.settings = settings
         self.registry = registry
         self.conninfo = conninfo_of(url)
-        if settings.db_host:
-            self.conninfo = make_conninfo(self.conninfo, host=settings.db_host)
         self.cache = TileCache(settings.cache_mb * 1024 * 1024)
         self.feed = ChangeFeed(
             self.conninfo,

@@ -40,10 +40,5 @@ class TileSettings(BaseSettings):
     #: Serve well-formed tile requests from the pure ASGI front (``TileFastPath``) instead
     #: of routing them through FastAPI; ``false`` only to compare the two paths.
     fast_path: bool = True
-    #: libpq ``host`` of the tile connections and the change feed, overriding the database
-    #: URL's: a local server's Unix-socket folder (``gis-service serve`` sets the embedded
-    #: cluster's). Loopback TCP costs both sides more CPU per tile statement than a Unix
-    #: socket (benchmarks/tiles.md).
-    db_host: str | None = None
     #: Bytes above which a tile is reported as oversized (header ``X-Tile-Oversized``).
     max_tile_bytes: int = Field(default=500_000, ge=1024)
