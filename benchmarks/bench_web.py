@@ -179,7 +179,9 @@ def table(results: dict[str, dict[str, Any]], runs: int, load: tuple[float, ...]
         "average, the CPU column much less. Map frames = MapLibre frames drawn up to the "
         "first idle (the page draws no frame of a half-loaded start view); each is also a "
         "composited window frame, which headless Chromium reads back from SwiftShader in "
-        "full. First frame = the first frame drawn.",
+        "full. First frame = the first frame drawn. The page's working area (sidebar, map, "
+        "panel) is left unpainted until that frame and appears with it; the header shows "
+        "from the first paint.",
         "",
     ]
     return "\n".join(lines)

@@ -147,15 +147,26 @@ def test_first_map_is_drawn_whole_in_one_frame(chromium: Any, base: str) -> None
     """Frames of the half-loaded start view are left undrawn (each a full redraw and a window
     read-back with software GL); the one frame drawn by the first idle is the whole map: the
     map area then holds exactly what a forced redraw draws, and most of the district differs
-    from the background (a frame drawn without the tiles' buckets would be empty)."""
+    from the background (a frame drawn without the tiles' buckets would be empty). The working
+    area (sidebar, map, panel) is unpainted while the map is made and shown with that frame."""
     from PIL import ImageChops
 
     context = chromium.new_context(viewport=VIEWPORT)
     context.add_init_script(login_script("a_admin"))
+    # The working area's visibility when the page makes its map (app.js sets window.map).
+    context.add_init_script(
+        """Object.defineProperty(window, 'map', { configurable: true, set(v) {
+            Object.defineProperty(window, 'map', { value: v, writable: true, configurable: true });
+            window.__layoutAtMap = getComputedStyle(document.querySelector('main.layout')).visibility;
+        } });"""
+    )
     page = context.new_page()
     try:
         page.goto(f"{base}/#view=planner")
         page.wait_for_function("() => performance.getEntriesByName('gis:idle').length > 0")
+        assert page.evaluate("window.__layoutAtMap") == "hidden"
+        assert page.locator("#layer-tree .layer-group").first.is_visible()
+        assert page.is_visible("#map canvas")
         first = _map_pixels(page)
         skipped, frames, seconds = page.evaluate(
             """() => { const g = window.__gis, at = (n) => performance.getEntriesByName(n)[0].startTime;
@@ -644,6 +655,7 @@ def test_token_login_form(chromium: Any, base: str) -> None:
     try:
         page.goto(base)
         page.wait_for_selector("#login:not([hidden])")
+        assert page.is_visible("#sidebar")  # the page behind the form is shown, as before
         page.fill("#login-form textarea[name=token]", "not-a-token")
         page.click("#login-form button[type=submit]")
         page.wait_for_function("() => document.querySelector('#login-error').textContent")

@@ -70,8 +70,16 @@ export function status(text, { error = false, sticky = false } = {}) {
   if (text && !sticky) statusTimer = setTimeout(() => { el.textContent = ''; }, error ? 8000 : 4000);
 }
 
+/**
+ * Shows the working area (sidebar, map, panel; index.html starts with it unpainted, see
+ * app.css): at the first map frame drawn, at the login form, on a start-up error, or
+ * START_DRAW_MS after the map is created, whichever comes first.
+ */
+function revealLayout() { document.body.classList.remove('starting'); }
+
 // ---------------------------------------------------------------- login
 function showLogin(message = '') {
+  revealLayout();
   $('#login').hidden = false;
   $('#login-error').textContent = message;
   $('#login-password').hidden = !state.config.password_login;
@@ -136,7 +144,7 @@ async function boot() {
   try {
     await start(asked);
   } catch (err) {
-    if (err.status === 401) { session.clear(); showLogin('令牌无效或已停用'); } else { status(err.message, { error: true, sticky: true }); }
+    if (err.status === 401) { session.clear(); showLogin('令牌无效或已停用'); } else { revealLayout(); status(err.message, { error: true, sticky: true }); }
   }
 }
 
@@ -465,7 +473,8 @@ function createMap(view) {
   });
   mark('map');
   // The first frame actually drawn (see drawOnlyWhole).
-  const firstDraw = () => { mark('render'); hooks.firstRenderMs = Math.round(performance.now()); };
+  const firstDraw = () => { revealLayout(); mark('render'); hooks.firstRenderMs = Math.round(performance.now()); };
+  setTimeout(revealLayout, START_DRAW_MS);
   hooks.framesSkipped = 0;
   if (!drawOnlyWhole(map, firstDraw)) map.once('render', firstDraw);
   // MapLibre's frames up to the first map; less framesSkipped, the frames drawn (the benchmark
