@@ -898,7 +898,12 @@ def run(a: argparse.Namespace) -> None:
         " (other load 43-55 %); the HTTP-level path alone 0.500 → 0.408 and 0.617 → 0.446 ms"
         " (other load 39-44 %). PostgreSQL CPU per tile moved within the noise (0.50 → 0.55,"
         " 0.82 → 0.85 ms). A third pair (6 rounds, load 4-6) was mostly noise: 0.629 → 0.612"
-        " and 0.646 → 0.613 ms, round to round 0.48-0.81 ms on both sides. Tried and not kept: the"
+        " and 0.646 → 0.613 ms, round to round 0.48-0.81 ms on both sides. With wrk as the"
+        " client instead (C, 8 connections; one worker per server, interleaved 6 s runs, 5"
+        " rounds, load average 7-9), app CPU per tile: enterprises 0.457 → 0.333 ms (median;"
+        " 0.45-0.56 → 0.31-0.34), grids 0.518 → 0.330 ms (0.47-0.63 → 0.33-0.37);"
+        " PostgreSQL's the same on both (0.43-0.57 ms, enterprises); one worker's tiles/s"
+        " 1,210-1,370 → 1,880-2,090. Tried and not kept: the"
         " tile connections over the cluster's Unix socket instead of loopback TCP: backend CPU"
         " per statement (schedstat, c=1, 4 interleaved rounds of 900) 0.379 vs 0.375 ms"
         " (enterprises), 0.679 vs 0.651 ms (grids), client CPU the same: nothing to win.",
