@@ -35,16 +35,26 @@ class _Covering:
 
     def __init__(self, rows: list[tuple[Any, Any]]) -> None:
         self.codes: ObjectArray = np.asarray([r[0] for r in rows], dtype=object)
-        self.tree = shapely.STRtree(shapely.from_wkb([bytes(r[1]) for r in rows]))
+        self.polygons: ObjectArray = shapely.from_wkb([bytes(r[1]) for r in rows])
+        self.tree = shapely.STRtree(self.polygons)
+        # Prepared once: the intersects tests below run polygon-side, against a point each.
+        shapely.prepare(self.polygons)
         self.rank = np.empty(len(rows), dtype=np.int64)
         self.rank[np.argsort(self.codes)] = np.arange(len(rows))
 
     def first(self, points: ObjectArray) -> ObjectArray:
-        """The smallest covering code per point (None if none)."""
+        """The smallest covering code per point (None if none).
+
+        Box candidates from the tree, then ``intersects`` with the prepared polygon first:
+        the tree's own predicate would prepare each point instead (0.35 vs 0.18 s per
+        300,000 buildings against the city's villages).
+        """
         out: ObjectArray = np.full(len(points), None, dtype=object)
         if not len(self.codes):
             return out
-        point_ix, polygon_ix = self.tree.query(points, predicate="intersects")
+        point_ix, polygon_ix = self.tree.query(points)
+        meets = shapely.intersects(self.polygons[polygon_ix], points[point_ix])
+        point_ix, polygon_ix = point_ix[meets], polygon_ix[meets]
         if not len(point_ix):
             return out
         order = np.lexsort((self.rank[polygon_ix], point_ix))
