@@ -17,6 +17,7 @@ the models, quoted by psycopg; every value travels through COPY or a bound param
 
 from __future__ import annotations
 
+import functools
 import json
 import struct
 import threading
@@ -273,9 +274,24 @@ class Loader:
             if not table.c[name].nullable and table.c[name].server_default is not None
         )
 
+    @functools.cached_property
+    def default_attributes(self) -> bool:
+        """Whether the direct path leaves ``attributes`` to its column default.
+
+        True when the file has no unmatched column (every row's ``{}``, the default): a
+        million ``{}`` cost 0.5 s of the COPY thread to send and a jsonb parse each.
+        """
+        column = Base.metadata.tables[self.data.table].c.get("attributes")
+        return (
+            column is not None
+            and column.server_default is not None
+            and not any(self.data.attributes)
+        )
+
     def _copy_names(self, *, staging: bool) -> list[str]:
         """The columns :meth:`_rows` yields, in order."""
-        names = [*self.data.columns, "attributes", "source"]
+        attributes = [] if not staging and self.default_attributes else ["attributes"]
+        names = [*self.data.columns, *attributes, "source"]
         if staging:
             names += ["id", "_row"]
         elif self.first_id is not None:
@@ -351,11 +367,10 @@ class Loader:
         """
         d = self.data
         n = stop - start
-        columns: list[Iterable[Any]] = [
-            *(values[start:stop] for values in d.values),
-            [_json(a) for a in d.attributes[start:stop]],
-            repeat(d.source, n),
-        ]
+        columns: list[Iterable[Any]] = [*(values[start:stop] for values in d.values)]
+        if staging or not self.default_attributes:
+            columns.append([_json(a) for a in d.attributes[start:stop]])
+        columns.append(repeat(d.source, n))
         if staging:
             columns += [range(start + 1, stop + 1), d.rows[start:stop]]
         elif self.first_id is not None:

@@ -194,7 +194,9 @@ def test_a_value_check_not_proven_is_added_back_and_validated(
 
     monkeypatch.setattr(load.Loader, "_written", with_a_bad_floor)
     path = tmp_path / "unproven.gpkg"
-    gpd.read_file(buildings_file).iloc[:300].to_file(path, engine="pyogrio")
+    frame = gpd.read_file(buildings_file).iloc[:300]
+    frame["备注"] = [f"第{i}栋" for i in range(len(frame))]  # unmatched: kept in attributes
+    frame.to_file(path, engine="pyogrio")
     with psycopg.connect(loader.psycopg_conninfo(empty_city)) as c:
         c.execute("DELETE FROM building")
         c.commit()
@@ -208,7 +210,9 @@ def test_a_value_check_not_proven_is_added_back_and_validated(
                 (["ck_building_floors", "ck_building_structure"],),
             ).fetchall()
         )
+        notes = [r[0] for r in c.execute("SELECT attributes->>'备注' FROM building ORDER BY id")]
     assert state == {"ck_building_floors": True, "ck_building_structure": False}
+    assert notes == [f"第{i}栋" for i in range(300)]
 
 
 def test_first_load_into_an_empty_table_is_binary_frozen_and_keeps_the_geometry_check(
@@ -306,6 +310,9 @@ def test_first_load_into_an_empty_table_is_binary_frozen_and_keeps_the_geometry_
     expected = shapely.transform(expected, lambda xy: np.round(xy, 7))
     stored = shapely.from_wkb([r[1] for r in rows])
     assert [r[0] for r in rows] == list(frame["名称"])
+    # Every column of the file was matched: ``attributes`` was left to its default.
+    assert all(r[2] == {} for r in rows)
+    assert not any('"attributes"' in s for s in copied if "FREEZE" in s), copied
     assert set(shapely.get_type_id(stored).tolist()) == {6}  # MultiPolygon
     assert all(
         shapely.equals_exact(shapely.get_geometry(s, 0), e, tolerance=0)
