@@ -166,9 +166,11 @@ def run_limited(
         parent.close()
         if message is None or message[0] == "part":
             proc.kill()  # stopped half way: the child may be blocked sending
-        proc.join(timeout=5)
-        if proc.is_alive():
-            proc.kill()
+            proc.join(timeout=5)
+        else:
+            # The answer is in: the child only exits now, which for a big file (its
+            # address space torn down) took 0.45 s of the caller's time. Reaped aside.
+            threading.Thread(target=_reap, args=(proc,), daemon=True).start()
     if message[0] == "ok":
         return message[1]
     if message[0] == "error":
@@ -182,6 +184,14 @@ def run_limited(
         "文件已损坏或格式与扩展名不符",
         code="parse_failed",
     )
+
+
+def _reap(proc: multiprocessing.process.BaseProcess) -> None:
+    """Wait for a child that has answered to exit; kill it should it linger."""
+    proc.join(timeout=5)
+    if proc.is_alive():
+        proc.kill()
+        proc.join()
 
 
 def _receive(conn: multiprocessing.connection.Connection, wait: float, seconds: float) -> Any:
