@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 from pyproj import CRS
 
 from gis_service.errors import InvalidInput
@@ -45,7 +46,10 @@ class SourceTable:
 
     Attributes:
         frame: the attribute columns with the file's own header names (str), text already
-            decoded; one row per feature or data row, in file order.
+            decoded; one row per feature or data row, in file order. Text is Python ``str``
+            (object dtype), or Arrow-backed after a sandboxed read (``etl.portable``): read
+            cells through :meth:`cells`, or factorise the Arrow array as
+            ``etl.mapping.convert`` does.
         geometry: shapely geometries (object array, same length as ``frame``) in the
             source CRS, ``None`` entries for rows without geometry; ``None`` for tables with
             no geometry column at all (CSV/XLSX ledgers with coordinate columns).
@@ -79,6 +83,13 @@ class SourceTable:
 
     def __len__(self) -> int:
         return len(self.frame)
+
+    def cells(self, header: str) -> list[Any]:
+        """One column's cells as Python values, None where missing (whatever the backing)."""
+        column = self.frame[header]
+        if isinstance(column.dtype, pd.ArrowDtype):
+            return list(pa.array(column).to_pylist())
+        return list(column.tolist())
 
 
 class FileRejected(InvalidInput):

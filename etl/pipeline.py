@@ -345,8 +345,8 @@ def _place(  # noqa: PLR0917 - prepare's own step
     known_bad: np.ndarray[Any, Any] | None = None
     if table.geometry is None and match.lon is not None and match.lat is not None:
         geoms, point_problems = coords.points_from_columns(
-            table.frame[match.lon].tolist(),
-            table.frame[match.lat].tolist(),
+            table.cells(match.lon),
+            table.cells(match.lat),
             rows,
             lon_column=match.lon,
             lat_column=match.lat,

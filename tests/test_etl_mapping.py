@@ -803,3 +803,32 @@ def test_column_match_is_a_plain_value():
 def test_loose_override_fitting_two_columns_is_refused():
     with pytest.raises(FileRejected, match="several columns"):
         match_columns([*enterprise_columns(), "备 注", "备注 "], ENTERPRISE, {"备注": "-"})
+
+
+def test_arrow_text_converts_as_python_text_does() -> None:
+    """A sandboxed read hands text over as Arrow (``etl.portable``); the mapping factorises
+    it there and must give the same records, attributes and problems, row for row."""
+    from etl.portable import pack_column, unpack_frame
+
+    columns = enterprise_columns(
+        6,
+        风险等级=["红", "橙色", None, "红", "紫", ""],
+        备注=["甲", None, "𠀀丙", "甲", "", "乙"],
+    )
+    plain = table(columns)
+    # As the readers make it: text as Python objects (``etl.readers.common.text_frame``).
+    plain.frame = pd.DataFrame({h: pd.Series(v, dtype=object) for h, v in columns.items()})
+    arrow = table(columns)
+    arrow.frame = unpack_frame(
+        {str(h): pack_column(plain.frame[h]) for h in plain.frame.columns}, len(plain)
+    )
+    assert all(isinstance(dtype, pd.ArrowDtype) for dtype in arrow.frame.dtypes)
+    match = match_columns(list(plain.frame.columns), ENTERPRISE, {})
+    expected = convert(plain, match, ENTERPRISE)
+    got = convert(arrow, match, ENTERPRISE)
+    assert got.records == expected.records
+    assert got.attributes == expected.attributes
+    assert got.ok.tolist() == expected.ok.tolist()
+    assert [p.as_dict() for p in got.problems] == [p.as_dict() for p in expected.problems]
+    assert any(p.column == "风险等级" for p in got.problems)  # 紫 is no colour
+    assert arrow.cells("备注") == ["甲", None, "𠀀丙", "甲", "", "乙"]

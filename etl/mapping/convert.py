@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from etl.mapping.match import ColumnMatch
 from etl.mapping.parse import Issue, Parsed, as_text, parse_cell
@@ -79,6 +80,11 @@ def _convert_column(
     column: pd.Series[Any], convert: Callable[[object], Parsed], missing: Parsed
 ) -> _Column:
     """Apply ``convert`` once per distinct cell and spread the results over the rows."""
+    if isinstance(column.dtype, pd.ArrowDtype):
+        # Text of a sandboxed read: factorised in Arrow, a ``str`` made per distinct value.
+        encoded = pa.array(column).dictionary_encode()
+        codes = encoded.indices.fill_null(-1).to_numpy(zero_copy_only=False)
+        return _spread(codes, encoded.dictionary.to_pylist(), convert, missing)
     cells = column.to_numpy(dtype=object)
     try:
         codes, uniques = pd.factorize(cells, use_na_sentinel=True)
@@ -90,6 +96,13 @@ def _convert_column(
         codes, _ = pd.factorize(keyed, use_na_sentinel=True)
         present, first = np.unique(codes, return_index=True)
         uniques = cells[first[present >= 0]]
+    return _spread(codes, uniques, convert, missing)
+
+
+def _spread(
+    codes: Any, uniques: Any, convert: Callable[[object], Parsed], missing: Parsed
+) -> _Column:
+    """Each distinct cell converted once; rows take their code's result (-1: missing)."""
     results = [convert(u) for u in uniques]
     results.append(missing)
     distinct = np.empty(len(results), dtype=object)
