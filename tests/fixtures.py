@@ -12,6 +12,21 @@ from gis_service.domain.users import hash_token
 
 SQUARE = "ST_Multi(ST_MakeEnvelope(%s, %s, %s, %s, 4490))"
 
+#: The building table's plain value CHECKs (``ValueRule``): a first load may prove them.
+BUILDING_VALUE_CHECKS = frozenset(
+    {
+        "ck_building_admin_code_village",
+        "ck_building_grid_code_15",
+        "ck_building_source_crs",
+        "ck_building_counts_nonneg",
+        "ck_building_floors",
+        "ck_building_structure",
+        "ck_building_use",
+        "ck_building_year_band",
+        "ck_building_urban_rural",
+    }
+)
+
 #: login → (role, scope_code); each token is ``gis_test_<login>``.
 USERS: dict[str, tuple[str, str | None]] = {
     "a_admin": ("admin", "430204"),

@@ -22,22 +22,9 @@ from etl import load
 from etl.pipeline import ImportOptions, ImportReport, run_import
 from gis_service.demo import loader
 from gis_service.settings import load_settings
-from tests.fixtures import demo_without_buildings
+from tests.fixtures import BUILDING_VALUE_CHECKS, demo_without_buildings
 
 LIMITS = load_settings(environment="test").etl
-
-#: The building table's plain value CHECKs (``ValueRule``), proven by a first load.
-VALUE_CHECKS = (
-    "ck_building_admin_code_village",
-    "ck_building_grid_code_15",
-    "ck_building_source_crs",
-    "ck_building_counts_nonneg",
-    "ck_building_floors",
-    "ck_building_structure",
-    "ck_building_use",
-    "ck_building_year_band",
-    "ck_building_urban_rural",
-)
 
 
 @pytest.fixture(scope="module")
@@ -281,7 +268,7 @@ def test_first_load_into_an_empty_table_is_binary_frozen_and_keeps_the_geometry_
             "ck_building_structure",
             "ck_building_floors",
         }
-        assert value_checks == {name: name not in proven for name in VALUE_CHECKS}
+        assert value_checks == {name: name not in proven for name in BUILDING_VALUE_CHECKS}
         with pytest.raises(psycopg.errors.CheckViolation):
             c.execute("UPDATE building SET floors = 500 WHERE id = (SELECT min(id) FROM building)")
         c.rollback()
