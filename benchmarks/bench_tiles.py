@@ -720,9 +720,7 @@ def write_report(path: Path, runs: dict[str, dict[str, Any] | None], meta: dict[
     lines += [*HISTORY_HEAD, *HISTORY]
     for layer in LAYERS:
         stage = (
-            f"{meta['when']}: as 06:04, plus tile requests answered below the ASGI stack"
-            " (`TileHttpProtocol`, one write per reply), watched tile sockets, SHA-256 ETags;"
-            " medians of"
+            f"{meta['when']}: as 08:58; medians of"
             f" {meta['repeats']} passes, 3 for ours cache-off and the floor (warm strict:"
             " `bench_http.py`; wrk column above)"
             if layer == LAYERS[0]
@@ -779,6 +777,21 @@ HISTORY = [
     " | 3847 t/s · 0.27 ms |",
     "| 〃 | enterprises | 1567 t/s · 0.8 ms | 9.42× | 8.46× | 1.32× | 3759 t/s · 0.25 ms |",
     "| 〃 | buildings | 136 t/s · 14.3 ms | 2.03× | 1.87× | 1.12× | 3159 t/s · 0.38 ms |",
+    "| 2026-11-23 08:58 UTC: as 06:04, plus tile requests answered below the ASGI stack"
+    " (`TileHttpProtocol`, one write per reply), watched tile sockets, SHA-256 ETags; medians"
+    " of 2 passes, 3 for ours cache-off and the floor (warm strict: `bench_http.py`); the whole"
+    " box slower this hour (tipg 8.6-9.7 ms CPU per tile against 7.1-7.6 at 06:04); at the"
+    " floor's same c: 1.16× / 1.32× / 0.90× | grids | 1191 t/s · 1.2 ms | 8.51× | 7.00× | 1.28×"
+    " | 4352 t/s · 0.23 ms |",
+    "| 〃 | enterprises | 1393 t/s · 1.0 ms | 11.52× | 10.05× | 1.53× | 3299 t/s · 0.42 ms |",
+    "| 〃 | buildings | 138 t/s · 14.1 ms | 2.15× | 1.93× | 1.02× | 1990 t/s · 0.58 ms |",
+    "| 2026-11-23 09:50 UTC: same code, only ours cache-off and the floor again (`--only"
+    " ours_equal,floor`, quiet box, other load 0-14 %), 3 passes each; at the floor's same c:"
+    " grids 1.15×, enterprises **1.00×**, buildings 0.99× (08:58: 1.16× / 1.32× / 0.90×): the"
+    " ratio moves by a third between quiet runs an hour apart | grids | 1190 t/s · 1.3 ms | – | –"
+    " | 1.44× | – |",
+    "| 〃 | enterprises | 1738 t/s · 0.8 ms | – | – | 1.41× | – |",
+    "| 〃 | buildings | 146 t/s · 13.3 ms | – | – | 1.06× | – |",
 ]
 
 
