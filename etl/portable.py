@@ -17,29 +17,50 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+from pyproj import CRS
 
+from etl.coords import stored_as_read
 from etl.model import SourceTable
 from etl.readers import read_file
 from etl.readers.vector import WKB_SINK
+from etl.wkb import round_wkb
 
 #: ``read_portable``'s ``wkb`` when the WKB went to ``emit`` batch by batch.
 STREAMED = "streamed"
 
 
 def read_portable(
-    path: str, *, emit: Callable[[tuple[str, Any]], None] | None = None, **kwargs: Any
+    path: str,
+    *,
+    emit: Callable[[tuple[str, Any]], None] | None = None,
+    round_to: int | None = None,
+    user_crs: str | None = None,
+    **kwargs: Any,
 ) -> dict[str, Any]:
     """Read ``path``; columns and WKB as Arrow where that is faithful, CRS as WKT.
 
     ``emit``: a vector file's ``("crs", wkt)`` and then its WKB, ``("wkb", array)`` per batch
     of GDAL's, as they are read (``etl.readers.vector.WKB_SINK``); ``wkb`` is then
-    :data:`STREAMED` if anything was emitted.
+    :data:`STREAMED` if anything was emitted. With ``round_to``, when the file's numbers will
+    be stored as read (:func:`etl.coords.stored_as_read` of its CRS and ``user_crs``, the
+    ``--crs`` option), each batch is rounded here first and sent as
+    ``("rounded", (array, done))`` (:func:`etl.wkb.round_wkb`): this process waits for the
+    parent's parse of the previous batch anyway, and the rounding was a third of that parse.
     """
     emitted: list[str] = []
+    rounding = False
 
     def sink(kind: str, value: Any) -> None:
+        nonlocal rounding
         emitted.append(kind)
         assert emit is not None
+        if kind == "crs":
+            crs = None if value is None else CRS.from_wkt(value)
+            rounding = round_to is not None and stored_as_read(crs, user_crs)
+        elif rounding:
+            assert round_to is not None
+            emit(("rounded", round_wkb(value, round_to)))
+            return
         emit((kind, value))
 
     token = WKB_SINK.set(None if emit is None else sink)

@@ -41,7 +41,16 @@ os.environ["PROJ_NETWORK"] = "OFF"
 
 _CTX = multiprocessing.get_context("forkserver")
 _CTX.set_forkserver_preload(
-    ["etl.sandbox_env", "etl.portable", "etl.readers", "pyogrio", "openpyxl", "pandas"]
+    [
+        "etl.sandbox_env",
+        "etl.portable",
+        "etl.readers",
+        "etl.wkb",
+        "etl.coords",
+        "pyogrio",
+        "openpyxl",
+        "pandas",
+    ]
 )
 
 #: Domain errors a child may report, rebuilt by name in the parent (exceptions built as

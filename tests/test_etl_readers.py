@@ -889,9 +889,10 @@ def test_sandboxed_read_matches_the_direct_read(tmp_path: Path) -> None:
 
 
 def test_a_sandboxed_read_sends_its_wkb_batch_by_batch(tmp_path: Path) -> None:
-    """A vector file's WKB leaves the child one GDAL batch at a time (the parent rounds and
-    parses one while the child reads the next), yet the table is the direct read's: row
-    order, missing geometries on both sides of a batch edge, rounding."""
+    """A vector file's WKB leaves the child one GDAL batch at a time (the child rounds it
+    when the numbers are stored as read, the parent parses one batch while the child reads
+    the next), yet the table is the direct read's: row order, missing geometries on both
+    sides of a batch edge, rounding."""
     from etl.pipeline import ImportOptions, read_sandboxed
     from etl.portable import STREAMED, read_portable
     from etl.readers.vector import BATCH_ROWS
@@ -915,6 +916,21 @@ def test_a_sandboxed_read_sends_its_wkb_batch_by_batch(tmp_path: Path) -> None:
     assert [kind for kind, _ in parts] == ["crs", "wkb", "wkb"]
     assert [len(value) for _, value in parts[1:]] == [BATCH_ROWS, 1500]
     assert CRS.from_wkt(parts[0][1]).to_epsg() == 4490
+    # Asked to round: the child rounds each batch (the file is CGCS2000 lon/lat, stored as read).
+    parts.clear()
+    run_limited(read_portable, str(path), on_part=parts.append, seconds=120, round_to=7)
+    assert [kind for kind, _ in parts] == ["crs", "rounded", "rounded"]
+    first, done = parts[1][1]
+    assert done.tolist() == [True] * BATCH_ROWS  # a missing geometry counts as done
+    got_first = shapely.get_coordinates(shapely.from_wkb(first.to_numpy(zero_copy_only=False)[:3]))
+    assert np.array_equal(got_first, np.round(xy[:3], 7))  # rows 0-2 have geometries
+    assert not np.array_equal(got_first, xy[:3])
+    # Not when the numbers will be transformed (--crs gcj02): the bytes stay as read.
+    parts.clear()
+    run_limited(
+        read_portable, str(path), on_part=parts.append, seconds=120, round_to=7, user_crs="gcj02"
+    )
+    assert [kind for kind, _ in parts] == ["crs", "wkb", "wkb"]
 
     limits = load_settings(environment="test").etl
     table = read_sandboxed(path, ImportOptions(target="building"), limits, round_to=7)
