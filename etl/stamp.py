@@ -64,23 +64,38 @@ class _Covering:
         return out
 
 
-class Stamper:
-    """The live villages and grids around a batch, read once and indexed.
+Rows = list[tuple[Any, Any]]
+Box = tuple[float, float, float, float]
 
-    Built in the caller's transaction before anything is written, so the stamps agree with
-    the rows the merge will see; then applied chunk by chunk while COPY runs (the
-    connection is busy with COPY by then).
+
+def around(geometries: ObjectArray) -> Box | None:
+    """The box of the present geometries (None if none).
+
+    It holds their points on surface: the villages and grids meeting it are the ones that
+    can qualify.
+    """
+    present = geometries[~shapely.is_missing(geometries)]
+    if not len(present):
+        return None
+    x0, y0, x1, y1 = (float(v) for v in shapely.total_bounds(present))
+    return x0, y0, x1, y1
+
+
+def covering_rows(conn: psycopg.Connection[Any], box: Box | None) -> tuple[Rows, Rows]:
+    """The live villages and grids meeting ``box``: ``(code, WKB)`` rows of each."""
+    if box is None:
+        return [], []
+    return conn.execute(_VILLAGES, box).fetchall(), conn.execute(_GRIDS, box).fetchall()
+
+
+class Stamper:
+    """The live villages and grids around a batch (:func:`covering_rows`), indexed once.
+
+    Read in the caller's transaction, so the stamps agree with the rows the merge will see
+    (an import writes neither table), then applied chunk by chunk while COPY runs.
     """
 
-    def __init__(self, conn: psycopg.Connection[Any], geometries: ObjectArray) -> None:
-        present = geometries[~shapely.is_missing(geometries)]
-        villages: list[tuple[Any, Any]] = []
-        grids: list[tuple[Any, Any]] = []
-        if len(present):
-            # The geometries' box holds their points on surface: the same polygons qualify.
-            box = tuple(float(v) for v in shapely.total_bounds(present))
-            villages = conn.execute(_VILLAGES, box).fetchall()
-            grids = conn.execute(_GRIDS, box).fetchall()
+    def __init__(self, villages: Rows, grids: Rows) -> None:
         self.villages = _Covering(villages)
         self.grids = _Covering(grids)
 
@@ -101,4 +116,4 @@ def stamps(
     conn: psycopg.Connection[Any], geometries: ObjectArray
 ) -> tuple[ObjectArray, ObjectArray]:
     """``(admin_code, grid_code)`` per geometry of one batch (see :class:`Stamper`)."""
-    return Stamper(conn, geometries).stamp(geometries)
+    return Stamper(*covering_rows(conn, around(geometries))).stamp(geometries)
