@@ -8,9 +8,9 @@ cold tile path is judged by server CPU per tile (app + PostgreSQL backends) of t
 the new tree measured side by side: both servers run at once on the bench cluster of
 ``bench_tiles.py`` (``--data-dir``, started and loaded by it), and their passes alternate
 A, B, B, A, ... so drifting load hits both. ``--a``/``--b`` are code roots (``git archive``
-of a commit, or this checkout); each server imports ``gis_service`` from its root. The
-300-tile list is repeated ``--tile-repeat`` times per pass so the CPU clock's 10 ms ticks
-are small against a pass.
+of a commit, or this checkout); each server imports ``gis_service`` from its root. CPU is
+the scheduler's run time in ns (``bench_tiles.NsMeter``), and the 300-tile list is repeated
+``--tile-repeat`` times per pass so a pass is long against scheduling noise.
 """
 
 from __future__ import annotations
@@ -22,18 +22,9 @@ import statistics
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_tiles as bt
-
-FIGURES = (
-    "tiles_per_s",
-    "app_cpu_ms_per_tile",
-    "db_cpu_ms_per_tile",
-    "server_cpu_ms_per_tile",
-    "other_share",
-)
 
 
 def start(  # noqa: PLR0917 - one call site per side
@@ -79,37 +70,37 @@ def main() -> None:
     bt.prepare_database(url)
     work = Path(tempfile.mkdtemp(prefix="tiles-ab-"))
     layers_dir = bt.equal_layers(work / "layers-equal")
-    lines = bt.TILES.read_text().split()
-    tiles = work / "tiles.csv"
-    tiles.write_text("\n".join([lines[0], *lines[1:] * a.tile_repeat]) + "\n", encoding="utf-8")
-    bt.TILES = tiles
-    bt.LAYERS = tuple(a.layers.split(","))
+    tiles = bt.read_tiles() * a.tile_repeat
     servers = {
         "A": start(a.a, url, layers_dir, "ab-a", a.workers, a.a_http, a.a_env),
         "B": start(a.b, url, layers_dir, "ab-b", a.workers, a.b_http, a.b_env),
     }
     got: dict[tuple[str, str, int], list[dict[str, float]]] = {}
     try:
-        for r in range(a.rounds):
-            for side in ("A", "B") if r % 2 == 0 else ("B", "A"):
-                server = servers[side]
-                template = f"http://127.0.0.1:{server.port}/tiles/{{layer}}/{{z}}/{{x}}/{{y}}.mvt"
-                rep: dict[str, Any] = bt.http(
-                    template, f"{side}{r}", work / f"{side}{r}.json",
-                    f"app={server.proc.pid},db={pg_pid}", 1, concurrency=a.concurrency,
-                    warmup=r == 0,
-                )  # fmt: skip
-                for res in rep["results"]:
-                    m = res["median_of_runs"]
-                    got.setdefault((side, res["layer"], res["concurrency"]), []).append(
-                        {k: m[k]["median"] for k in FIGURES}
-                    )
+        for layer in a.layers.split(","):
+            for conc in (int(c) for c in a.concurrency.split(",")):
+                for server in servers.values():  # unmetered: every worker's statements prepared
+                    bt.ours_pass(server.port, layer, tiles, conc)
+                for r in range(a.rounds):
+                    for side in ("A", "B") if r % 2 == 0 else ("B", "A"):
+                        server = servers[side]
+                        meter = bt.NsMeter({"app": [server.proc.pid], "db": [pg_pid]}).start()
+                        n = bt.ours_pass(server.port, layer, tiles, conc)
+                        m = meter.stop()
+                        app, db = 1000 * m["app"] / max(n, 1), 1000 * m["db"] / max(n, 1)
+                        got.setdefault((side, layer, conc), []).append({
+                            "tiles_per_s": n / m["wall_s"],
+                            "app_cpu_ms_per_tile": app,
+                            "db_cpu_ms_per_tile": db,
+                            "server_cpu_ms_per_tile": app + db,
+                            "other_share": m["other_share"],
+                        })  # fmt: skip
     finally:
         for server in servers.values():
             server.stop()
     load = os.getloadavg()
     print(f"# A={a.a} {a.a_http} {a.a_env} B={a.b} {a.b_http} {a.b_env}")
-    print(f"# rounds={a.rounds} tiles/pass={300 * a.tile_repeat} load={load}")
+    print(f"# rounds={a.rounds} tiles/pass={len(tiles)} load={load} CPU: scheduler ns")
     print("| layer | c | side | tiles/s | app ms | PG ms | server ms | other | per round app |")
     print("|---|---:|---|---:|---:|---:|---:|---:|---|")
     for (side, layer, conc), rows in sorted(got.items(), key=lambda kv: (kv[0][1], kv[0][2])):
