@@ -1004,7 +1004,7 @@ def write_report(path: Path, runs: dict[str, dict[str, Any] | None], meta: dict[
     lines += [*HISTORY_HEAD, *HISTORY]
     for layer in LAYERS:
         stage = (
-            f"{meta['when']}: serving code as 08:58; medians of"
+            f"{meta['when']}: code at {meta.get('commit', '?')}; medians of"
             f" {meta['repeats']} passes, 3 for ours cache-off and the floor (warm strict:"
             " `bench_http.py`; wrk column above); ours / floor CPU in the interleaved stage"
             " (c=8): "
@@ -1337,6 +1337,13 @@ def run(a: argparse.Namespace) -> None:
         runs,
         {
             "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+            "commit": subprocess.run(
+                ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
+                capture_output=True,
+                text=True,
+                check=False,
+            ).stdout.strip()
+            or "?",
             "workers": a.workers,
             "load": load_range(runs),
             "loadavg": f"{load_start:.1f} at the start, {os.getloadavg()[0]:.1f} at the end",
