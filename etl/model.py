@@ -67,6 +67,8 @@ class SourceTable:
             the process boundary as a few buffers without a million ``bytes`` made first.
         rounded: per row, whether ``wkb`` and ``geometry`` already carry the stored
             precision (rounded in the WKB before parsing, ``etl.wkb``); None: not rounded.
+        valid: per row, GEOS ``is_valid`` of ``geometry`` as read (False where missing),
+            when the read already tested it (rounded reads); None: not tested.
     """
 
     frame: pd.DataFrame
@@ -80,6 +82,7 @@ class SourceTable:
     wkb: np.ndarray[Any, np.dtype[np.object_]] | None = None
     wkb_arrow: Any = None
     rounded: np.ndarray[Any, np.dtype[np.bool_]] | None = None
+    valid: np.ndarray[Any, np.dtype[np.bool_]] | None = None
 
     def __len__(self) -> int:
         return len(self.frame)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import operator
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -138,26 +137,30 @@ def read_sandboxed(
     while the child reads and rounds the next.
     """
     wkb = _WkbParts(round_to, options.crs)
-    parts = run_limited(
-        read_portable,
-        str(path),
-        layer=options.layer,
-        sheet=options.sheet,
-        encoding=options.encoding,
-        max_rows=limits.max_rows,
-        max_columns=limits.max_columns,
-        memory_mb=limits.parse_memory_mb,
-        seconds=limits.parse_seconds,
-        on_part=wkb.receive,
-        round_to=round_to,
-        user_crs=options.crs,
-    )
-    notes = list(parts["notes"])
-    crs = None if parts["crs"] is None else CRS.from_wkt(parts["crs"])
-    if parts["wkb"] is not None and parts["wkb"] != STREAMED:
-        wkb.receive(("crs", parts["crs"]))
-        wkb.receive(("wkb", parts["wkb"]))
-    values, geometry, rounded = wkb.whole(notes)
+    try:
+        parts = run_limited(
+            read_portable,
+            str(path),
+            layer=options.layer,
+            sheet=options.sheet,
+            encoding=options.encoding,
+            max_rows=limits.max_rows,
+            max_columns=limits.max_columns,
+            memory_mb=limits.parse_memory_mb,
+            seconds=limits.parse_seconds,
+            on_part=wkb.receive,
+            round_to=round_to,
+            user_crs=options.crs,
+        )
+        notes = list(parts["notes"])
+        crs = None if parts["crs"] is None else CRS.from_wkt(parts["crs"])
+        if parts["wkb"] is not None and parts["wkb"] != STREAMED:
+            wkb.receive(("crs", parts["crs"]))
+            wkb.receive(("wkb", parts["wkb"]))
+        values, geometry, rounded = wkb.whole(notes)
+        valid = wkb.validity() if rounded is not None else None
+    finally:
+        wkb.close()
     return SourceTable(
         frame=unpack_frame(parts["columns"], len(parts["rows"])),
         geometry=geometry,
@@ -169,11 +172,17 @@ def read_sandboxed(
         notes=notes,
         wkb=values,
         rounded=rounded,
+        valid=valid,
     )
 
 
 class _WkbParts:
-    """A file's WKB as the sandboxed child sends it: rounded and parsed batch by batch."""
+    """A file's WKB as the sandboxed child sends it: rounded and parsed batch by batch.
+
+    A rounded batch (the numbers stored as read) is also tested for GEOS validity in a side
+    thread while the next one is parsed: ``is_valid`` releases the GIL, the parse does not,
+    and the test was 0.9-1.7 s of the prepare step for a million buildings.
+    """
 
     def __init__(self, round_to: int | None, user_crs: str | None) -> None:
         self.round_to = round_to
@@ -182,6 +191,8 @@ class _WkbParts:
         self.values: list[np.ndarray[Any, Any]] = []
         self.geometry: list[np.ndarray[Any, Any]] = []
         self.rounded: list[np.ndarray[Any, Any]] = []
+        self.testing = ThreadPoolExecutor(1, thread_name_prefix="etl-valid")
+        self.valid: list[Future[np.ndarray[Any, Any]]] = []
 
     def receive(self, part: tuple[str, Any]) -> None:
         """One part: ``("crs", wkt)`` first (whether to round), then ``("wkb", array)``s.
@@ -206,7 +217,10 @@ class _WkbParts:
                 self.rounded.append(rounded)
         values = unpack_wkb(packed)
         self.values.append(values)
-        self.geometry.append(parse_wkb_values(values))
+        geometry = parse_wkb_values(values)
+        self.geometry.append(geometry)
+        if self.rounding:
+            self.valid.append(self.testing.submit(shapely.is_valid, geometry))
 
     def whole(
         self, notes: list[str]
@@ -218,6 +232,14 @@ class _WkbParts:
         geometry = _joined(self.geometry)
         note_unparsed(values, geometry, notes)
         return values, geometry, _joined(self.rounded) if self.rounding else None
+
+    def validity(self) -> np.ndarray[Any, Any]:
+        """``is_valid`` of every geometry of a rounded read (False where missing)."""
+        return _joined([np.asarray(f.result(), dtype=bool) for f in self.valid])
+
+    def close(self) -> None:
+        """Stop the side thread (its pending tests are dropped after a failed read)."""
+        self.testing.shutdown(wait=True, cancel_futures=True)
 
 
 def _joined(parts: list[np.ndarray[Any, Any]]) -> np.ndarray[Any, Any]:
@@ -401,8 +423,10 @@ def _place(  # noqa: PLR0917 - prepare's own step
         allow_missing=_geometry_optional(target_table),
         known_bad=known_bad,
         rounded=rounded,
-        # The same geometries when kept as read: their vertices need no second read.
+        # The same geometries when kept as read: their vertices need no second read, and
+        # the read already tested their validity.
         vertices=vertices if coords.is_lonlat_identity(choice) else None,
+        valid=table.valid if rounded is not None else None,
     )
     if rounded is not None and table.wkb is not None:
         placed.ready = _ready_wkb(table.wkb, rounded, parsed, geoms)
@@ -424,13 +448,10 @@ def _ready_wkb(
     Validation replaces a geometry it changes (repair, Z/M, collections), so an unchanged
     row is the very object parsed from that WKB: COPY can take the bytes as they are.
     """
-    same = np.asarray(_IS(stored, parsed), dtype=bool) & np.asarray(rounded, dtype=bool)
+    same = coords.same_objects(stored, parsed) & np.asarray(rounded, dtype=bool)
     out = np.full(len(stored), None, dtype=object)
     out[same] = wkb[same]
     return out
-
-
-_IS = np.frompyfunc(operator.is_, 2, 1)
 
 
 def _first_vertices(

@@ -943,6 +943,9 @@ def test_a_sandboxed_read_sends_its_wkb_batch_by_batch(tmp_path: Path) -> None:
     assert table.rounded is not None
     present = [i for i in range(n) if geometry[i] is not None]
     assert table.rounded[present].all()
+    # Tested for validity beside the parse: points are valid, a missing geometry is not.
+    assert table.valid is not None
+    assert table.valid.tolist() == [g is not None for g in geometry]
     got = shapely.get_coordinates(table.geometry[present])
     assert np.array_equal(got, np.round(xy[present], 7))
     assert table.wkb is not None

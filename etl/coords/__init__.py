@@ -7,7 +7,7 @@ Storage is CGCS2000 lon/lat (EPSG:4490, x = longitude). The pipeline calls, in o
 """
 
 from etl.coords.cells import parse_coordinate, points_from_columns
-from etl.coords.checks import DECIMALS, MAX_VERTICES, validate
+from etl.coords.checks import DECIMALS, MAX_VERTICES, same_objects, validate
 from etl.coords.choice import (
     STORAGE_EPSG,
     CrsChoice,
@@ -38,6 +38,7 @@ __all__ = [
     "points_from_columns",
     "pyproj_crs",
     "resolve_crs",
+    "same_objects",
     "stored_as_read",
     "to_storage",
     "validate",

@@ -9,6 +9,7 @@ whole array; only the rare rows needing repair are handled one by one.
 
 from __future__ import annotations
 
+import operator
 from typing import Any, Literal
 
 import numpy as np
@@ -79,6 +80,7 @@ def validate(
     known_bad: npt.NDArray[np.bool_] | None = None,
     rounded: npt.NDArray[np.bool_] | None = None,
     vertices: _Read | None = None,
+    valid: npt.NDArray[np.bool_] | None = None,
 ) -> tuple[GeomArray, BoolArray, list[RowProblem], list[str]]:
     """Check and normalise converted geometries; report each rejected or repaired row.
 
@@ -104,6 +106,8 @@ def validate(
             not read and rebuilt again.
         vertices: ``(rows, coordinates, owners)`` of ``geoms[rows]`` as read before (for
             CRS detection), reused unless a collection or Z/M changes a geometry first.
+        valid: ``is_valid`` of each of ``geoms`` as given, tested before (the read): used
+            for the geometries no earlier step replaced.
 
     Returns:
         ``(geometries, ok, problems, notes)``: the normalised geometries (rows that are not
@@ -116,7 +120,8 @@ def validate(
     if expect is not None and expect not in _DIMENSION:
         msg = f"expect must be 'point', 'line', 'polygon' or None, not {expect!r}"
         raise ValueError(msg)
-    arr: GeomArray = np.asarray(geoms, dtype=object).copy()
+    given: GeomArray = np.asarray(geoms, dtype=object)
+    arr: GeomArray = given.copy()
     row_numbers = np.asarray(rows)
     ok = np.ones(len(arr), dtype=bool)
     if known_bad is not None:
@@ -156,7 +161,8 @@ def validate(
         _round_coordinates(arr, active, read)
     active = _active(ok, present)
     if len(active):
-        _repair(arr, _active(ok, present), dim, report)
+        known = None if valid is None else (given, np.asarray(valid, dtype=bool))
+        _repair(arr, _active(ok, present), dim, report, known)
     return arr, ok, report.sorted_problems(), notes
 
 
@@ -380,6 +386,31 @@ def _check_dimension(arr: GeomArray, idx: npt.NDArray[np.intp], dim: int, report
         )
 
 
+_IS = np.frompyfunc(operator.is_, 2, 1)
+
+
+def same_objects(a: GeomArray, b: GeomArray) -> BoolArray:
+    """Per row, whether ``a`` and ``b`` hold the very same object (a step left it alone)."""
+    return np.asarray(_IS(a, b), dtype=bool)
+
+
+def _validity(geoms: GeomArray, known: tuple[GeomArray, BoolArray] | None) -> BoolArray:
+    """``is_valid`` of ``geoms``.
+
+    Taken from ``known`` (tested objects, their answers) for the geometries that are those
+    very objects; tested here for the others.
+    """
+    if known is None:
+        return np.asarray(parallel.split_map(shapely.is_valid, geoms), dtype=bool)
+    tested, answers = known
+    same = same_objects(geoms, tested)
+    out = np.zeros(len(geoms), dtype=bool)
+    out[same] = answers[same]
+    if not same.all():
+        out[~same] = parallel.split_map(shapely.is_valid, geoms[~same])
+    return out
+
+
 def _keep_dimension(geom: BaseGeometry, dim: int) -> BaseGeometry | None:
     """The parts of ``geom`` with dimension ``dim`` (make_valid may add lower-dimension bits)."""
     parts = _flat_parts(geom)
@@ -389,11 +420,21 @@ def _keep_dimension(geom: BaseGeometry, dim: int) -> BaseGeometry | None:
     return _combine(parts, dim)
 
 
-def _repair(arr: GeomArray, idx: npt.NDArray[np.intp], dim: int | None, report: _Report) -> None:
-    """Repair invalid geometries (after rounding, so what is stored is valid)."""
+def _repair(
+    arr: GeomArray,
+    idx: npt.NDArray[np.intp],
+    dim: int | None,
+    report: _Report,
+    known: tuple[GeomArray, BoolArray] | None = None,
+) -> None:
+    """Repair invalid geometries (after rounding, so what is stored is valid).
+
+    ``known``: geometries tested before and their ``is_valid``; a row still holding that
+    very object needs no second test.
+    """
     if not len(idx):
         return
-    invalid = idx[~parallel.split_map(shapely.is_valid, arr[idx])]
+    invalid = idx[~_validity(arr[idx], None if known is None else (known[0][idx], known[1][idx]))]
     for i in invalid:
         before: BaseGeometry = arr[i]
         why = str(shapely.is_valid_reason(before))
