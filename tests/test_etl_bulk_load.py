@@ -67,6 +67,18 @@ def _indexes(url: str) -> set[str]:
         }
 
 
+def _triggers(url: str) -> list[tuple[str, str]]:
+    """The building table's triggers: name and full definition (enabled state included)."""
+    with psycopg.connect(loader.psycopg_conninfo(url)) as c:
+        return [
+            (str(r[0]), f"{r[1]} [{r[2]}]")
+            for r in c.execute(
+                "SELECT tgname, pg_get_triggerdef(oid), tgenabled FROM pg_trigger"
+                " WHERE tgrelid = 'building'::regclass AND NOT tgisinternal ORDER BY tgname"
+            )
+        ]
+
+
 def _count(url: str) -> int:
     with psycopg.connect(loader.psycopg_conninfo(url)) as c:
         row = c.execute("SELECT count(*) FROM building").fetchone()
@@ -95,6 +107,7 @@ def test_big_first_load_rebuilds_indexes_and_stamps_like_sql(
     empty_city: str, buildings_file: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     before = _indexes(empty_city)
+    triggers = _triggers(empty_city)
     assert {"idx_building_geom", "ix_building_admin_code", "ix_building_grid_code"} <= before
     monkeypatch.setattr(load, "BULK_REBUILD_MIN_ROWS", 100)
     monkeypatch.setattr(load, "_CHUNK_ROWS", 128)  # five chunks, the refused row in the last
@@ -109,6 +122,8 @@ def test_big_first_load_rebuilds_indexes_and_stamps_like_sql(
             " AND NOT tgisinternal AND tgenabled = 'D'"
         ).fetchall()
     assert disabled == []  # the stamp trigger skipped for the load is back on
+    # The triggers dropped for the load are back, with the same definitions.
+    assert _triggers(empty_city) == triggers
     with psycopg.connect(loader.psycopg_conninfo(empty_city)) as c:
         mismatched = c.execute(
             "SELECT count(*) FROM building b JOIN gis_stamps('building'::regclass) s USING (id)"
@@ -222,10 +237,21 @@ def test_first_load_into_an_empty_table_is_binary_frozen_and_keeps_the_geometry_
     flushing: list[str] = []
     real_copy = psycopg.Cursor.copy
 
+    inserting: list[list[str]] = []
+
     def spy(self: psycopg.Cursor[Any], statement: Any, *args: Any, **kwargs: Any) -> Any:
         copied.append(statement.as_string(self) if hasattr(statement, "as_string") else statement)
         row = self.connection.execute("SHOW backend_flush_after").fetchone()
         flushing.append("" if row is None else str(row[0]))
+        inserting.append(
+            [
+                str(r[0])
+                for r in self.connection.execute(
+                    "SELECT tgname FROM pg_trigger WHERE tgrelid = 'building'::regclass"
+                    " AND NOT tgisinternal AND (tgtype & 4) = 4 ORDER BY 1"  # INSERT
+                )
+            ]
+        )
         return real_copy(self, statement, *args, **kwargs)
 
     monkeypatch.setattr(psycopg.Cursor, "copy", spy)
@@ -235,7 +261,14 @@ def test_first_load_into_an_empty_table_is_binary_frozen_and_keeps_the_geometry_
     assert any("(FORMAT BINARY, FREEZE)" in s for s in copied), copied
     # The unlogged new files go to the kernel's writeback as COPY writes them (a shorter
     # sync at commit), for this transaction only.
-    assert flushing[copied.index(next(s for s in copied if "FREEZE" in s))] == "256kB"
+    frozen = copied.index(next(s for s in copied if "FREEZE" in s))
+    assert flushing[frozen] == "256kB"
+    # No INSERT trigger exists while COPY runs (a disabled one would still make COPY insert
+    # row by row, or fill its transition table); they are back afterwards.
+    assert inserting[frozen] == []
+    assert {"building_stamp", "building_audit", "building_tiles_ins"} <= {
+        name for name, _ in _triggers(empty_city)
+    }
     assert any("proven by the importer" in note for note in report.notes), report.notes
     assert any("5 value checks" in note for note in report.notes), report.notes
     with psycopg.connect(loader.psycopg_conninfo(empty_city)) as c:
@@ -318,7 +351,7 @@ def test_first_load_into_an_empty_table_is_binary_frozen_and_keeps_the_geometry_
 def test_a_big_load_announces_its_tile_change_once_with_the_written_box(
     empty_city: str, buildings_file: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The per-statement tile trigger is off during a big load (its transition table would
+    """The per-statement tile trigger is dropped during a big load (its transition table would
     hold every row); the importer announces one INSERT change itself: the same log row and
     NOTIFY, with the box of exactly the rows written (not of the refused one in 深圳)."""
     monkeypatch.setattr(load, "BULK_REBUILD_MIN_ROWS", 100)
