@@ -308,7 +308,7 @@ def _check_coordinates(
         return None
     sub = arr[idx]
     coords, owner = _vertices_of(arr, idx, vertices)
-    not_finite = ~np.isfinite(coords).all(axis=1)
+    not_finite = ~(np.isfinite(coords[:, 0]) & np.isfinite(coords[:, 1]))  # not .all(axis=1): 6x
     finite = np.bincount(owner, weights=not_finite.astype(np.float64), minlength=len(idx)) == 0
     box = parallel.split_map(shapely.bounds, sub)
     inside = finite & ~out_of_china(box[:, 0], box[:, 1]) & ~out_of_china(box[:, 2], box[:, 3])
