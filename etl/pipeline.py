@@ -24,11 +24,12 @@ import shapely
 from pyproj import CRS
 
 from etl import coords, mapping, parallel
+from etl.forkserver import warm_up
 from etl.load import LoadInput, geometry_kind, load_rows, value_types
 from etl.model import FileRejected, RowProblem, SourceTable
 from etl.portable import STREAMED, read_portable, unpack_frame, unpack_wkb
 from etl.readers.vector import note_unparsed, parse_wkb_values
-from etl.sandbox import run_limited, warm_up
+from etl.sandbox import run_limited
 from etl.wkb import round_wkb_split
 from gis_service.errors import BadParameter, GisError
 from gis_service.settings import EtlSettings

@@ -22,6 +22,7 @@ import types
 from collections.abc import Callable
 from typing import Any
 
+from etl.forkserver import CONTEXT
 from etl.model import FileRejected
 from gis_service import errors
 
@@ -39,19 +40,7 @@ CHILD_ENV = {
 # PROJ never goes online, in any process (deployments are offline anyway).
 os.environ["PROJ_NETWORK"] = "OFF"
 
-_CTX = multiprocessing.get_context("forkserver")
-_CTX.set_forkserver_preload(
-    [
-        "etl.sandbox_env",
-        "etl.portable",
-        "etl.readers",
-        "etl.wkb",
-        "etl.coords",
-        "pyogrio",
-        "openpyxl",
-        "pandas",
-    ]
-)
+_CTX = CONTEXT  # etl.forkserver: the preloaded forkserver
 
 #: Domain errors a child may report, rebuilt by name in the parent (exceptions built as
 #: dataclasses do not survive pickling).
@@ -102,16 +91,6 @@ def _child(  # noqa: PLR0917 - multiprocessing passes args positionally
         conn.send(("crash", traceback.format_exc(limit=5)))
     finally:
         conn.close()
-
-
-def warm_up() -> None:
-    """Start the forkserver now (it imports the readers, ~1-2 s) so the first parse does not wait.
-
-    Returns at once; the server preloads in its own process.
-    """
-    import multiprocessing.forkserver
-
-    multiprocessing.forkserver.ensure_running()
 
 
 #: Serialises :func:`_start_without_main`'s swap of ``sys.modules["__main__"]``.
