@@ -259,9 +259,10 @@ def main() -> None:
         "",
         f"Our phases (medians): {split_text}. `read` = GDAL read (Arrow stream) in the"
         " sandboxed child (started with the import: the first run also waits for the"
-        " forkserver to preload the readers; while the parent hashes the file), its WKB sent"
-        " batch by batch, each batch's coordinates rounded to 1e-7° inside the WKB (the file"
-        " is in the storage lon/lat) and parsed by the parent while the child reads the next;"
+        " forkserver to preload the readers; while the parent hashes the file), its WKB"
+        " rounded to 1e-7° there (the file is in the storage lon/lat) and sent batch by batch,"
+        " each batch parsed by the parent while the child reads the next, and tested for"
+        " GEOS validity in a side thread while the next is parsed;"
         " text handed over and kept as Arrow; `prepare` ="
         " column mapping (in a side thread) beside coordinate and geometry validation;"
         " `load.copy` = binary COPY straight into"
@@ -273,8 +274,12 @@ def main() -> None:
         " streamed in chunks (10,000 rows, then 100,000) while a helper thread stamps the next"
         " chunk's village/grid (the gis_stamps rule, vectorised), checks it against the"
         " importer's area and takes its WKB (the file's own rounded bytes for rows validation"
-        " kept, encoded for the others); `load.index` ="
-        " rebuilding the primary key and the secondary indexes (GiST + 2 btree) dropped for this first load.",
+        " kept, encoded for the others); the table's INSERT triggers are dropped for the load"
+        " and created again after it (a disabled one still makes COPY insert row by row or"
+        " fill its transition table); `load.index` ="
+        " rebuilding the primary key and the secondary indexes (GiST + 2 btree) dropped for"
+        " this first load; `commit` = the commit, which syncs the new unlogged files (written"
+        " with backend_flush_after=256kB, so the kernel writes them back as COPY goes).",
     ]
     lines += ["", HISTORY]
     OUT.write_text("\n".join(lines) + "\n", encoding="utf-8")

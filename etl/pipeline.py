@@ -769,7 +769,8 @@ def _run(
         report.status = "checked"
         report.notes.append("dry run: nothing was written")
         return
-    conn.commit()
+    with _timed(timings, "commit"):  # a first load's new files are synced here
+        conn.commit()
     report.status = "succeeded"
 
 
