@@ -13,7 +13,6 @@ import re
 import time
 from collections.abc import Iterator
 from typing import Any
-from urllib.parse import unquote, urlsplit
 
 import httpx2 as httpx
 import numpy as np
@@ -135,41 +134,6 @@ def test_page_loads_with_header_and_no_errors(
         assert theme in groups
     # Only the page's own folders and the vendored builds are served.
     assert first < 60, f"first map took {first:.1f} s"
-
-
-def _path(url: str) -> str:
-    """A tile URL's path (the page makes the API's tile URLs same-origin)."""
-    return unquote(urlsplit(url).path)
-
-
-def test_sources_take_their_own_tiles_through_the_local_tilejson(page: Any, base: str) -> None:
-    """Every vector source is given the page's empty local TileJSON (no frame wait at start)
-    under its own options: each ends up with its own tiles and zoom range, none with another's."""
-    switch_view(page, "planner")
-    sources = page.evaluate(
-        """() => { const m = window.__gis.map;
-            return Object.keys(m.getStyle().sources).map((id) => m.getSource(id))
-            .filter((s) => s.type === 'vector')
-            .map((s) => ({ id: s.id, url: s.url, tiles: s.tiles, minzoom: s.minzoom,
-                           maxzoom: s.maxzoom, attribution: s.attribution ?? null, loaded: s.loaded() })); }"""
-    )
-    catalogue = {c["name"]: c for c in api_get(base, "a_admin", "/layers")["layers"]}
-    style = api_get(base, "a_admin", "/styles/planner.json")["sources"]["gis"]
-    seen = set()
-    for src in sources:
-        assert src["url"] == "gis-local://tilejson", src
-        assert src["loaded"], src
-        if src["id"] == "gis":
-            want = style
-        else:
-            want = catalogue[src["id"].removeprefix("x_")]
-            want = {**want, "tiles": [want["tiles"]]}
-        assert [_path(t) for t in src["tiles"]] == [_path(t) for t in want["tiles"]], src["id"]
-        assert (src["minzoom"], src["maxzoom"]) == (want["minzoom"], want["maxzoom"]), src["id"]
-        assert src["attribution"] == want.get("attribution"), src["id"]
-        seen.add(src["id"])
-    assert "gis" in seen
-    assert any(name.startswith("x_") for name in seen), seen  # a layer outside the view's source
 
 
 def _map_pixels(page: Any) -> Any:

@@ -131,7 +131,6 @@ async function boot() {
     const protocol = new pmtiles.Protocol();
     maplibregl.addProtocol('pmtiles', protocol.tile);
   }
-  if (window.maplibregl) maplibregl.addProtocol(LOCAL, localProtocol);
   // The tile worker boots (parses the library) while the API answers.
   if (window.maplibregl && maplibregl.prewarm) maplibregl.prewarm();
   $('#login-form').addEventListener('submit', (e) => { e.preventDefault(); tryLogin(e.target); });
@@ -293,28 +292,6 @@ function hazardRasterLayers(style) {
   return out;
 }
 
-/**
- * MapLibre waits for an animation frame before it takes a style given as an object, and again
- * before it takes a vector source's inline `tiles`; at start-up, with software GL, the page's
- * frames come slowly (the GPU process is busy setting up), and those two waits were 0.1–1.1 s
- * each of the first map. A style or a TileJSON given as a URL is loaded without a frame, but a
- * fetch (even of a data: or blob: URL) goes through the browser process, as busy then. So both
- * are URLs of a protocol of the page's own (`gis-local://`), answered from memory: the style
- * being created, and an empty TileJSON (the source's own tiles, zoom range and bounds take
- * precedence over it).
- */
-const LOCAL = 'gis-local';
-const NO_FRAME_TILEJSON = `${LOCAL}://tilejson`;
-const localStyles = new Map();
-let localSeq = 0;
-function localProtocol(params) {
-  // A new object each time: MapLibre writes the source's options into the TileJSON it got.
-  if (params.url === NO_FRAME_TILEJSON) return Promise.resolve({ data: {} });
-  const data = localStyles.get(params.url);
-  localStyles.delete(params.url); // a style is taken once
-  return data ? Promise.resolve({ data }) : Promise.reject(new Error(`${params.url}: not found`));
-}
-
 /** The MapLibre style of a view: the API's style plus every other published layer (hidden). */
 export function buildStyle(view) {
   const style = structuredClone(state.styles[view]);
@@ -322,7 +299,6 @@ export function buildStyle(view) {
   const gis = style.sources.gis;
   gis.tiles = gis.tiles.map(sameOrigin);
   gis.promoteId = { grids: 'grid_code' };
-  gis.url = NO_FRAME_TILEJSON;
   const bounds = gis.bounds;
   const own = style.layers.filter((l) => l.id !== 'background');
   const inView = new Set(own.map((l) => l.id));
@@ -331,7 +307,7 @@ export function buildStyle(view) {
     if (inView.has(cat.name) || !state.defs[cat.name]) return;
     const source = `x_${cat.name}`;
     style.sources[source] = {
-      type: 'vector', url: NO_FRAME_TILEJSON, tiles: [sameOrigin(cat.tiles)], minzoom: cat.minzoom, maxzoom: cat.maxzoom, ...(bounds ? { bounds } : {}),
+      type: 'vector', tiles: [sameOrigin(cat.tiles)], minzoom: cat.minzoom, maxzoom: cat.maxzoom, ...(bounds ? { bounds } : {}),
     };
     layers.push(viewTweaks(view, { ...structuredClone(state.defs[cat.name]), source }));
   });
@@ -465,12 +441,9 @@ function createMap(view) {
   state.visible = presetVisible(view);
   const style = buildStyle(view);
   const b = style.sources.gis.bounds;
-  // The style by a local URL: taken without waiting for a frame (see localProtocol).
-  const styleUrl = `${LOCAL}://style/${(localSeq += 1)}`;
-  localStyles.set(styleUrl, style);
   map = new maplibregl.Map({
     container: 'map',
-    style: styleUrl,
+    style,
     bounds: b ? [[b[0], b[1]], [b[2], b[3]]] : undefined,
     fitBoundsOptions: { padding: 24 },
     transformRequest: (url) => (url.startsWith(location.origin) ? { url, headers: authHeaders() } : { url }),
