@@ -40,8 +40,6 @@ CHILD_ENV = {
 # PROJ never goes online, in any process (deployments are offline anyway).
 os.environ["PROJ_NETWORK"] = "OFF"
 
-_CTX = CONTEXT  # etl.forkserver: the preloaded forkserver
-
 #: Domain errors a child may report, rebuilt by name in the parent (exceptions built as
 #: dataclasses do not survive pickling).
 _ERRORS: dict[str, type[errors.GisError]] = {
@@ -134,8 +132,8 @@ def run_limited(
         FileRejected: the child crashed, ran out of memory or time.
         GisError: the domain error the child raised (rebuilt here).
     """
-    parent, child = _CTX.Pipe(duplex=False)
-    proc = _CTX.Process(
+    parent, child = CONTEXT.Pipe(duplex=False)
+    proc = CONTEXT.Process(
         target=_child,
         args=(child, fn, args, kwargs, memory_mb, int(seconds) + 1, on_part is not None),
         daemon=True,

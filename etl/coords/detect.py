@@ -270,7 +270,8 @@ def _check_plausible(choice: CrsChoice, pts: FloatArray, origin: str, origin_zh:
         _refuse_mixed_zones(_categories(pts), expected=zone)
     share, _ = _share_in_china(choice, pts)
     if share >= _MIN_SHARE:
-        return  # the common case: no categories needed (0.4 s for a million points)
+        # The common case needs no categories (0.4 s of a million points, profiled under load).
+        return
     cats = _categories(pts)
     dominant, _ = _dominant(cats)
     looks, looks_zh = _describe(dominant, pts)
